@@ -1,0 +1,28 @@
+/* The contract between the VMM (host) and capsa's guest init: shared by
+ * both sides and by nothing else. Keep it free of host-only headers: the
+ * guest side is built with musl. */
+#ifndef CAPSA_GUEST_ABI_H
+#define CAPSA_GUEST_ABI_H
+
+/* Guest init writes the workload's exit status (0..255) to this I/O port
+ * as a 32-bit value, then powers off. The VMM treats the write as the end
+ * of the run. A value above 255 reports an init failure (see below). */
+#define CAPSA_EXIT_PORT 0x0600
+#define CAPSA_EXIT_INIT_FAILED 0x100
+
+/* Files capsa writes into the initramfs for init to read. Lists are
+ * NUL-terminated strings back to back; a file that is absent means "none"
+ * or "the default". */
+#define CAPSA_INIT_PATH     "/init"
+#define CAPSA_CFG_ARGV      "/capsa/argv"     /* workload argv, argv[0] first */
+#define CAPSA_CFG_ENV       "/capsa/env"      /* KEY=VALUE entries */
+#define CAPSA_CFG_WORKDIR   "/capsa/workdir"  /* one path, no NUL needed */
+#define CAPSA_CFG_HOSTNAME  "/capsa/hostname" /* one name, no NUL needed */
+
+/* Devices as the guest sees them. */
+#define CAPSA_ROOT_DEVICE   "/dev/vda"        /* read-only squashfs root image */
+#define CAPSA_CONSOLE_TTY   "/dev/ttyS0"      /* kernel and init messages */
+#define CAPSA_STDOUT_TTY    "/dev/ttyS1"      /* workload stdout */
+#define CAPSA_STDERR_TTY    "/dev/ttyS2"      /* workload stderr */
+
+#endif
