@@ -1,0 +1,52 @@
+# Front door: `make demo` and `make test` work on a fresh Debian 12 machine.
+# The real build is meson; this file only sequences the steps.
+
+BUILD      ?= build
+TEST_BUILD ?= build-test
+PYTHON     ?= /usr/bin/python3
+DEMO_ROOTFS = $(BUILD)/demo-rootfs
+WITH_KVM    = tools/with-kvm
+
+.PHONY: all deps build kernel demo test unit e2e bench clean rootfs
+
+all: build
+
+deps:
+	tools/install-deps
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --werror
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+kernel: deps
+	guest/kernel/build.sh >/dev/null
+
+rootfs: deps
+	tools/make-busybox-rootfs $(DEMO_ROOTFS)
+
+# Runs a command inside a microVM booted from a busybox root filesystem.
+demo: build kernel rootfs
+	$(WITH_KVM) -- $(BUILD)/capsa run --rootfs $(DEMO_ROOTFS) -- \
+		/bin/sh -c 'echo "Hello from a capsa microVM: $$(uname -sr), $$(nproc) vCPU, $$(hostname)"'
+
+$(TEST_BUILD)/build.ninja:
+	meson setup $(TEST_BUILD) --werror -Db_sanitize=address,undefined -Db_lundef=false
+
+# Unit tests (no KVM, ASan+UBSan) then end-to-end tests (real guests,
+# all in one tools/with-kvm call).
+test: unit e2e
+
+unit: deps $(TEST_BUILD)/build.ninja
+	ninja -C $(TEST_BUILD)
+	meson test -C $(TEST_BUILD) --print-errorlogs
+
+e2e: build kernel
+	$(WITH_KVM) -- $(PYTHON) -m pytest -v tests/e2e
+
+bench: build kernel rootfs
+	$(WITH_KVM) -- $(PYTHON) bench/boot
+
+clean:
+	rm -rf $(BUILD) $(TEST_BUILD)
