@@ -1,0 +1,64 @@
+/* capsa: the command-line front end. Each verb lives in its own file and
+ * only talks to libcapsa through capsa.h. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+} verbs[] = {
+	{ "run", cmd_run, "run a command in a new microVM" },
+};
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("capsa: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+void cli_error_from(const capsa_error *err)
+{
+	cli_error("%s", err->message[0] ? err->message : "unknown error");
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out, "Usage: capsa COMMAND [OPTIONS] [ARGS...]\n\n"
+		     "Run root filesystems and container images as hardware-isolated microVMs.\n\n"
+		     "Commands:\n");
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		fprintf(out, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
+	fprintf(out, "\nRun 'capsa COMMAND --help' for a command's options.\n"
+		     "Options:\n  -h, --help     show this help\n  --version      show the version\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return CLI_EXIT_FAILURE;
+	}
+	const char *verb = argv[1];
+	if (!strcmp(verb, "-h") || !strcmp(verb, "--help") || !strcmp(verb, "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(verb, "--version") || !strcmp(verb, "version")) {
+		printf("capsa %s\n", capsa_version());
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		if (!strcmp(verb, verbs[i].name))
+			return verbs[i].run(argc - 1, argv + 1);
+	}
+	cli_error("unknown command '%s'; run 'capsa --help' for the list", verb);
+	return CLI_EXIT_FAILURE;
+}

@@ -1,0 +1,212 @@
+/* capsa run: boot a microVM, run one command in it, exit with its status. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "guest_files.h"
+
+static void run_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: capsa run --rootfs DIR [OPTIONS] [--] COMMAND [ARG...]\n\n"
+		"Boot a microVM with DIR as its root filesystem, run COMMAND in it and exit\n"
+		"with COMMAND's exit status (capsa's own errors exit with %d).\n\n"
+		"Options:\n"
+		"  --rootfs DIR        directory to use as the guest's root filesystem (read-only\n"
+		"                      image; writes go to a throwaway overlay)\n"
+		"  -e, --env KEY=VALUE set an environment variable (repeatable)\n"
+		"  -w, --workdir DIR   working directory inside the guest (default /)\n"
+		"  -m, --memory SIZE   guest memory, e.g. 512M or 2G (default 512M)\n"
+		"  -c, --cpus N        number of vCPUs (default 1)\n"
+		"  --disk FILE[:ro]    attach FILE as a virtio disk (/dev/vdb, /dev/vdc, ...)\n"
+		"  --hostname NAME     guest hostname (default capsa)\n"
+		"  --console           show the kernel's and init's messages on stderr\n"
+		"  --kernel FILE       guest kernel (default: $CAPSA_KERNEL, then\n"
+		"                      ~/.cache/capsa/kernel/vmlinux from guest/kernel/build.sh)\n"
+		"  --init FILE         guest init binary (default: $CAPSA_INIT, then next to capsa)\n"
+		"  -h, --help          show this help\n",
+		CLI_EXIT_FAILURE);
+}
+
+/* "512", "512M", "2G" (MiB by default) to MiB. */
+static int parse_memory(const char *text, uint32_t *mib)
+{
+	char *end;
+	errno = 0;
+	unsigned long long value = strtoull(text, &end, 10);
+	if (errno || end == text || text[0] == '-')
+		return -1;
+	if (*end == 'G' || *end == 'g')
+		value *= 1024, end++;
+	else if (*end == 'M' || *end == 'm')
+		end++;
+	if ((*end == 'B' || *end == 'b' || *end == 'i') && end[1] == '\0')
+		end++;
+	if (*end != '\0' || value > UINT32_MAX)
+		return -1;
+	*mib = (uint32_t)value;
+	return 0;
+}
+
+static int parse_cpus(const char *text, uint32_t *cpus)
+{
+	char *end;
+	errno = 0;
+	unsigned long value = strtoul(text, &end, 10);
+	if (errno || end == text || *end || text[0] == '-' || value > UINT32_MAX)
+		return -1;
+	*cpus = (uint32_t)value;
+	return 0;
+}
+
+enum { OPT_ROOTFS = 256, OPT_DISK, OPT_HOSTNAME, OPT_CONSOLE, OPT_KERNEL, OPT_INIT };
+
+static const struct option run_options[] = {
+	{ "rootfs", required_argument, NULL, OPT_ROOTFS },
+	{ "env", required_argument, NULL, 'e' },
+	{ "workdir", required_argument, NULL, 'w' },
+	{ "memory", required_argument, NULL, 'm' },
+	{ "cpus", required_argument, NULL, 'c' },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "hostname", required_argument, NULL, OPT_HOSTNAME },
+	{ "console", no_argument, NULL, OPT_CONSOLE },
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "init", required_argument, NULL, OPT_INIT },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+
+static int add_disk_option(capsa_vm_config *cfg, const char *spec, capsa_error *err)
+{
+	char *path = strdup(spec);
+	if (!path)
+		return -1;
+	bool read_only = false;
+	size_t len = strlen(path);
+	if (len > 3 && !strcmp(path + len - 3, ":ro")) {
+		path[len - 3] = '\0';
+		read_only = true;
+	} else if (len > 3 && !strcmp(path + len - 3, ":rw")) {
+		path[len - 3] = '\0';
+	}
+	int r = capsa_vm_config_add_disk(cfg, path, read_only, err);
+	free(path);
+	return r;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	capsa_error err = { 0 };
+	capsa_vm_config *cfg = capsa_vm_config_new(&err);
+	if (!cfg) {
+		cli_error_from(&err);
+		return CLI_EXIT_FAILURE;
+	}
+	const char *kernel_option = NULL, *init_option = NULL;
+	bool have_rootfs = false;
+	int status = CLI_EXIT_FAILURE;
+	int c;
+	optind = 1;
+	/* '+': options end at the first non-option, which starts the command. */
+	while ((c = getopt_long(argc, argv, "+e:w:m:c:h", run_options, NULL)) != -1) {
+		int r = 0;
+		switch (c) {
+		case OPT_ROOTFS:
+			r = capsa_vm_config_set_rootfs_dir(cfg, optarg, &err);
+			have_rootfs = true;
+			break;
+		case 'e':
+			r = capsa_vm_config_add_env(cfg, optarg, &err);
+			break;
+		case 'w':
+			r = capsa_vm_config_set_workdir(cfg, optarg, &err);
+			break;
+		case 'm': {
+			uint32_t mib;
+			if (parse_memory(optarg, &mib) < 0) {
+				cli_error("--memory '%s' is not a size such as 512M or 2G", optarg);
+				goto out;
+			}
+			r = capsa_vm_config_set_memory_mib(cfg, mib, &err);
+			break;
+		}
+		case 'c': {
+			uint32_t cpus;
+			if (parse_cpus(optarg, &cpus) < 0) {
+				cli_error("--cpus '%s' is not a number", optarg);
+				goto out;
+			}
+			r = capsa_vm_config_set_cpus(cfg, cpus, &err);
+			break;
+		}
+		case OPT_DISK:
+			r = add_disk_option(cfg, optarg, &err);
+			break;
+		case OPT_HOSTNAME:
+			r = capsa_vm_config_set_hostname(cfg, optarg, &err);
+			break;
+		case OPT_CONSOLE:
+			r = capsa_vm_config_set_output(cfg, 1, 2, 2, &err);
+			break;
+		case OPT_KERNEL:
+			kernel_option = optarg;
+			break;
+		case OPT_INIT:
+			init_option = optarg;
+			break;
+		case 'h':
+			run_usage(stdout);
+			status = 0;
+			goto out;
+		default:
+			fprintf(stderr, "Run 'capsa run --help' for the options.\n");
+			goto out;
+		}
+		if (r < 0) {
+			cli_error_from(&err);
+			goto out;
+		}
+	}
+	if (!have_rootfs) {
+		cli_error("run needs --rootfs DIR (a directory holding the guest's root filesystem)");
+		goto out;
+	}
+	if (optind >= argc) {
+		cli_error("run needs a command to run, e.g. capsa run --rootfs DIR -- /bin/sh -c 'echo hi'");
+		goto out;
+	}
+	if (capsa_vm_config_set_command(cfg, (const char *const *)argv + optind, &err) < 0) {
+		cli_error_from(&err);
+		goto out;
+	}
+
+	char *kernel = guest_kernel_path(kernel_option);
+	char *init = guest_init_path(init_option);
+	if (!kernel)
+		cli_error("no guest kernel found: build it with guest/kernel/build.sh (or 'make kernel'), or pass "
+			  "--kernel FILE");
+	else if (!init)
+		cli_error("no guest init found next to capsa: rebuild capsa, or pass --init FILE");
+	int ok = kernel && init && capsa_vm_config_set_kernel(cfg, kernel, &err) == 0 &&
+		 capsa_vm_config_set_init(cfg, init, &err) == 0;
+	free(kernel);
+	free(init);
+	if (!ok) {
+		if (err.message[0])
+			cli_error_from(&err);
+		goto out;
+	}
+
+	int exit_status;
+	if (capsa_vm_run(cfg, &exit_status, &err) < 0) {
+		cli_error_from(&err);
+		goto out;
+	}
+	status = exit_status;
+out:
+	capsa_vm_config_free(cfg);
+	return status;
+}

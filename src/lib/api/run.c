@@ -1,0 +1,231 @@
+/* capsa_vm_run: everything from a config to the workload's exit status.
+ * Builds the root image and initramfs, creates the VM and its devices,
+ * boots the kernel directly and waits for guest init to report. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/config.h"
+#include "boot/initramfs.h"
+#include "devices/device_env.h"
+#include "devices/power.h"
+#include "devices/serial.h"
+#include "devices/virtio_blk.h"
+#include "guest_abi.h"
+#include "rootfs/rootfs_image.h"
+#include "util/cleanup.h"
+#include "util/error.h"
+#include "vm/kvm.h"
+#include "vm/mptable.h"
+#include "vm/vcpu.h"
+#include "vm/vm.h"
+#include "vm/x86_boot.h"
+#include "vm/x86_layout.h"
+
+/* Legacy COM ports: ttyS0 console, ttyS1 stdout, ttyS2 stderr. */
+static const struct {
+	uint16_t port;
+	int irq;
+} serial_ports[] = { { 0x3f8, 4 }, { 0x2f8, 3 }, { 0x3e8, 4 } };
+#define SERIAL_COUNT (sizeof(serial_ports) / sizeof(serial_ports[0]))
+
+#define FIRST_VIRTIO_IRQ 5
+#define MAX_BLOCK_DEVICES (1 + CONFIG_MAX_DISKS)
+
+/* Quiet, fast boot without firmware, ACPI or PCI; a panic resets the VM
+ * (which capsa reports) instead of hanging it. */
+#define BASE_CMDLINE                                                                                                  \
+	"console=ttyS0 reboot=k panic=-1 pci=off nomodules no_timer_check tsc=reliable i8042.noaux i8042.nomux "      \
+	"i8042.nopnp i8042.dumbkbd rdinit=" CAPSA_INIT_PATH
+
+struct machine {
+	struct vm *vm;
+	struct serial serials[SERIAL_COUNT];
+	unsigned serial_count;
+	struct virtio_blk *blocks[MAX_BLOCK_DEVICES];
+	unsigned block_count;
+};
+
+static void machine_teardown(struct machine *m)
+{
+	for (unsigned i = 0; i < m->block_count; i++)
+		virtio_blk_destroy(m->blocks[i]);
+	for (unsigned i = 0; i < m->serial_count; i++)
+		serial_destroy(&m->serials[i]);
+	vm_destroy(m->vm);
+}
+
+static char *default_cache_dir(capsa_error *err)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	char *dir = NULL;
+	int r;
+	if (xdg && xdg[0] == '/')
+		r = asprintf(&dir, "%s/capsa/rootfs", xdg);
+	else if (home && home[0] == '/')
+		r = asprintf(&dir, "%s/.cache/capsa/rootfs", home);
+	else
+		r = asprintf(&dir, "/tmp/capsa-%u/rootfs", (unsigned)getuid());
+	if (r < 0) {
+		error_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	return dir;
+}
+
+static int add_serials(struct machine *m, const capsa_vm_config *cfg, capsa_error *err)
+{
+	const int fds[SERIAL_COUNT] = { cfg->console_fd, cfg->stdout_fd, cfg->stderr_fd };
+	for (unsigned i = 0; i < SERIAL_COUNT; i++) {
+		struct serial *s = &m->serials[i];
+		serial_init(s, fds[i], serial_ports[i].irq, vm_irq_pulse, m->vm);
+		m->serial_count++;
+		struct bus_device dev = {
+			.base = serial_ports[i].port,
+			.size = SERIAL_PORT_COUNT,
+			.opaque = s,
+			.read = serial_read,
+			.write = serial_write,
+		};
+		if (bus_register(&m->vm->pio_bus, &dev) < 0)
+			return error_set(err, EBUSY, "cannot register serial port 0x%x", serial_ports[i].port);
+	}
+	return 0;
+}
+
+/* Adds a virtio-blk device and its virtio_mmio.device= declaration. */
+static int add_block(struct machine *m, const char *path, bool read_only, char *cmdline, size_t cmdline_size,
+		     capsa_error *err)
+{
+	unsigned slot = m->block_count;
+	uint64_t base = MMIO_DEVICES_BASE + slot * MMIO_DEVICE_STRIDE;
+	uint32_t irq = FIRST_VIRTIO_IRQ + slot;
+	if (irq >= IOAPIC_PINS)
+		return error_set(err, E2BIG, "too many devices for the interrupt controller");
+	struct vm_device_env env = { .mem = &m->vm->mem, .mmio_bus = &m->vm->mmio_bus, .vm_fd = m->vm->vm_fd };
+	m->blocks[slot] = virtio_blk_create(&env, base, irq, path, read_only, err);
+	if (!m->blocks[slot])
+		return error_prefix(err, "disk %s", path);
+	m->block_count++;
+	size_t used = strlen(cmdline);
+	int n = snprintf(cmdline + used, cmdline_size - used, " virtio_mmio.device=%#llx@%#llx:%u",
+			 (unsigned long long)MMIO_DEVICE_STRIDE, (unsigned long long)base, irq);
+	if (n < 0 || (size_t)n >= cmdline_size - used)
+		return error_set(err, E2BIG, "kernel command line too long");
+	return 0;
+}
+
+static int check_config(const capsa_vm_config *cfg, capsa_error *err)
+{
+	if (!cfg->kernel_path)
+		return error_set(err, EINVAL, "no guest kernel given");
+	if (!cfg->init_path)
+		return error_set(err, EINVAL, "no guest init binary given");
+	if (!cfg->rootfs_dir)
+		return error_set(err, EINVAL, "no root filesystem given");
+	if (!cfg->argv.count)
+		return error_set(err, EINVAL, "no command given");
+	return 0;
+}
+
+static int load_guest(struct machine *m, const capsa_vm_config *cfg, const char *cmdline, capsa_error *err)
+{
+	struct kernel_image kernel;
+	if (x86_load_kernel(&m->vm->mem, cfg->kernel_path, &kernel, err) < 0)
+		return -1;
+
+	struct initramfs *ird = NULL;
+	if (initramfs_build_capsa(&ird, cfg->init_path, (const char *const *)cfg->argv.items,
+				  (const char *const *)cfg->env.items, cfg->workdir, cfg->hostname, err) < 0)
+		return error_prefix(err, "building the initramfs");
+	size_t ird_len;
+	const uint8_t *ird_data = initramfs_data(ird, &ird_len);
+	uint64_t initrd_addr;
+	int r = x86_load_initrd(&m->vm->mem, &kernel, ird_data, ird_len, &initrd_addr, err);
+	initramfs_free(ird);
+	if (r < 0)
+		return -1;
+
+	if (x86_setup_boot_params(&m->vm->mem, &kernel, cmdline, initrd_addr, ird_len, err) < 0 ||
+	    x86_setup_page_tables_and_gdt(&m->vm->mem, err) < 0 || mptable_write(&m->vm->mem, m->vm->cpu_count, err) < 0)
+		return -1;
+	for (unsigned i = 0; i < m->vm->cpu_count; i++) {
+		if (vcpu_setup(m->vm->vcpus[i], kernel.entry, BOOT_ZERO_PAGE_ADDR, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int report_end(struct vm *vm, enum vm_end end, int *exit_status, capsa_error *err)
+{
+	switch (end) {
+	case VM_END_EXIT_REPORTED:
+		if (vm->exit_value > 255)
+			return error_set(err, EIO,
+					 "the guest init failed to start the workload (code %u); run with --console "
+					 "to see why",
+					 vm->exit_value & 0xff);
+		*exit_status = (int)vm->exit_value;
+		return 0;
+	case VM_END_RESET:
+		return error_set(err, EIO, "the guest rebooted before the workload finished (kernel panic?); run with "
+					   "--console to see the kernel's messages");
+	case VM_END_POWER_OFF:
+		return error_set(err, EIO, "the guest powered off without reporting the workload's exit status");
+	case VM_END_ERROR:
+		*err = vm->end_error;
+		return -1;
+	case VM_END_NONE:
+		break;
+	}
+	return error_set(err, EIO, "the VM stopped for no known reason");
+}
+
+CAPSA_API int capsa_vm_run(const capsa_vm_config *cfg, int *exit_status, capsa_error *err)
+{
+	if (check_config(cfg, err) < 0)
+		return -1;
+
+	_cleanup_free_ char *cache_dir = cfg->cache_dir ? strdup(cfg->cache_dir) : default_cache_dir(err);
+	if (!cache_dir)
+		return error_set(err, ENOMEM, "out of memory");
+	_cleanup_free_ char *root_image = rootfs_image_for_dir(cfg->rootfs_dir, cache_dir, err);
+	if (!root_image)
+		return error_prefix(err, "root filesystem %s", cfg->rootfs_dir);
+
+	int kvm_fd = kvm_open(err);
+	if (kvm_fd < 0)
+		return -1;
+	struct machine m = { 0 };
+	m.vm = vm_create(kvm_fd, cfg->memory_mib, cfg->cpus, err);
+	if (!m.vm)
+		return -1;
+
+	char cmdline[BOOT_CMDLINE_MAX];
+	snprintf(cmdline, sizeof(cmdline), "%s%s", BASE_CMDLINE, cfg->console_fd >= 0 ? "" : " quiet");
+	int r = -1;
+	if (add_serials(&m, cfg, err) < 0 || power_ports_register(m.vm, err) < 0 ||
+	    add_block(&m, root_image, true, cmdline, sizeof(cmdline), err) < 0)
+		goto out;
+	for (unsigned i = 0; i < cfg->disk_count; i++) {
+		if (add_block(&m, cfg->disks[i].path, cfg->disks[i].read_only, cmdline, sizeof(cmdline), err) < 0)
+			goto out;
+	}
+	if (load_guest(&m, cfg, cmdline, err) < 0)
+		goto out;
+	r = report_end(m.vm, vm_run(m.vm), exit_status, err);
+out:
+	machine_teardown(&m);
+	return r;
+}
+
+CAPSA_API int capsa_check_kvm(capsa_error *err)
+{
+	int fd = kvm_open(err);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}

@@ -1,0 +1,15 @@
+/* /dev/kvm access: open it, check what it can do, create a VM. */
+#ifndef CAPSA_VM_KVM_H
+#define CAPSA_VM_KVM_H
+
+#include "capsa.h"
+
+/* Opens /dev/kvm and checks the API version and the capabilities capsa
+ * needs. Refuses a kvm-pvm /dev/kvm (no hardware virtualization), which
+ * cannot boot a normal Linux guest. Returns the fd or -1. */
+int kvm_open(capsa_error *err);
+
+/* 1 if /dev/kvm is backed by kvm-pvm (software, pagetable-based KVM). */
+int kvm_is_pvm(void);
+
+#endif

@@ -1,0 +1,148 @@
+#include "vm/vm.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "util/error.h"
+#include "vm/vcpu.h"
+#include "vm/x86_layout.h"
+
+static int add_memory_slot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, void *host, capsa_error *err)
+{
+	struct kvm_userspace_memory_region region = {
+		.slot = slot,
+		.guest_phys_addr = gpa,
+		.memory_size = size,
+		.userspace_addr = (uint64_t)(uintptr_t)host,
+	};
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+		return error_set_errno(err, errno, "KVM_SET_USER_MEMORY_REGION");
+	return 0;
+}
+
+/* Guest RAM is one anonymous mapping; pages cost host memory only once the
+ * guest touches them. Below 3 GiB it is one slot, the rest a second slot at
+ * 4 GiB (guest_mem.h). */
+static int setup_memory(struct vm *vm, uint32_t mem_mib, capsa_error *err)
+{
+	uint64_t size = (uint64_t)mem_mib << 20;
+	void *host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (host == MAP_FAILED)
+		return error_set_errno(err, errno, "reserve %u MiB of guest memory", mem_mib);
+	vm->mem.host = host;
+	vm->mem.size = size;
+	uint64_t low = guest_mem_low_size(&vm->mem);
+	if (add_memory_slot(vm, 0, 0, low, host, err) < 0)
+		return -1;
+	if (size > low && add_memory_slot(vm, 1, GUEST_MEM_HOLE_END, size - low, (uint8_t *)host + low, err) < 0)
+		return -1;
+	return 0;
+}
+
+static int setup_irqchip(struct vm *vm, capsa_error *err)
+{
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0)
+		return error_set_errno(err, errno, "KVM_SET_TSS_ADDR");
+	uint64_t identity_map = KVM_IDENTITY_MAP_ADDR;
+	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity_map) < 0)
+		return error_set_errno(err, errno, "KVM_SET_IDENTITY_MAP_ADDR");
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return error_set_errno(err, errno, "KVM_CREATE_IRQCHIP");
+	struct kvm_pit_config pit = { .flags = 0 };
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return error_set_errno(err, errno, "KVM_CREATE_PIT2");
+	return 0;
+}
+
+struct vm *vm_create(int kvm_fd, uint32_t mem_mib, unsigned cpu_count, capsa_error *err)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	if (!vm) {
+		close(kvm_fd);
+		error_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	vm->kvm_fd = kvm_fd;
+	vm->cpu_count = cpu_count;
+	pthread_mutex_init(&vm->lock, NULL);
+	vm->vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		error_set_errno(err, errno, "KVM_CREATE_VM");
+		goto fail;
+	}
+	if (setup_irqchip(vm, err) < 0 || setup_memory(vm, mem_mib, err) < 0)
+		goto fail;
+	vm->vcpus = calloc(cpu_count, sizeof(*vm->vcpus));
+	if (!vm->vcpus) {
+		error_set(err, ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (unsigned i = 0; i < cpu_count; i++) {
+		vm->vcpus[i] = vcpu_create(vm, i, err);
+		if (!vm->vcpus[i])
+			goto fail;
+	}
+	return vm;
+fail:
+	vm_destroy(vm);
+	return NULL;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (!vm)
+		return;
+	if (vm->vcpus) {
+		for (unsigned i = 0; i < vm->cpu_count; i++)
+			vcpu_destroy(vm->vcpus[i]);
+		free(vm->vcpus);
+	}
+	if (vm->mem.host)
+		munmap(vm->mem.host, vm->mem.size);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	close(vm->kvm_fd);
+	pthread_mutex_destroy(&vm->lock);
+	free(vm);
+}
+
+void vm_irq_pulse(void *opaque, int irq)
+{
+	struct vm *vm = opaque;
+	struct kvm_irq_level line = { .irq = (uint32_t)irq, .level = 1 };
+	ioctl(vm->vm_fd, KVM_IRQ_LINE, &line);
+	line.level = 0;
+	ioctl(vm->vm_fd, KVM_IRQ_LINE, &line);
+}
+
+void vm_request_stop(struct vm *vm, enum vm_end end, const capsa_error *error)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->end == VM_END_NONE) {
+		if (error)
+			vm->end_error = *error;
+		__atomic_store_n(&vm->end, end, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	for (unsigned i = 0; i < vm->cpu_count; i++)
+		vcpu_kick(vm->vcpus[i]);
+}
+
+enum vm_end vm_run(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->cpu_count; i++) {
+		capsa_error e;
+		if (vcpu_start(vm->vcpus[i], &e) < 0) {
+			vm_request_stop(vm, VM_END_ERROR, &e);
+			break;
+		}
+	}
+	for (unsigned i = 0; i < vm->cpu_count; i++)
+		vcpu_join(vm->vcpus[i]);
+	return vm->end;
+}

@@ -1,0 +1,56 @@
+/* One KVM virtual machine: guest RAM, in-kernel irqchip and PIT, the
+ * port-I/O and MMIO buses devices attach to, and the vCPU threads. */
+#ifndef CAPSA_VM_VM_H
+#define CAPSA_VM_VM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "capsa.h"
+#include "vm/bus.h"
+#include "vm/guest_mem.h"
+
+struct vcpu;
+
+/* Why the VM stopped. */
+enum vm_end {
+	VM_END_NONE = 0,
+	VM_END_EXIT_REPORTED, /* guest init reported the workload's exit status */
+	VM_END_POWER_OFF,     /* guest shut down without reporting */
+	VM_END_RESET,         /* guest rebooted (reboot, kernel panic, triple fault) */
+	VM_END_ERROR,         /* KVM or the VMM failed; see vm->end_error */
+};
+
+struct vm {
+	int kvm_fd;
+	int vm_fd;
+	struct guest_mem mem;
+	struct bus pio_bus;
+	struct bus mmio_bus;
+	unsigned cpu_count;
+	struct vcpu **vcpus;
+
+	pthread_mutex_t lock;   /* guards the end state below */
+	enum vm_end end;
+	uint32_t exit_value;    /* what the guest wrote to CAPSA_EXIT_PORT */
+	capsa_error end_error;
+};
+
+/* Creates the VM with mem_mib MiB of RAM and cpu_count vCPUs (not yet
+ * running). Takes ownership of kvm_fd. */
+struct vm *vm_create(int kvm_fd, uint32_t mem_mib, unsigned cpu_count, capsa_error *err);
+void vm_destroy(struct vm *vm);
+
+/* Pulses an ISA/IOAPIC interrupt line (edge). */
+void vm_irq_pulse(void *vm, int irq);
+
+/* Runs all vCPUs until the VM ends; returns why. Boot state must be set
+ * (vm_setup_boot_cpu) before. */
+enum vm_end vm_run(struct vm *vm);
+
+/* Ends the VM for `end` (the first reason given wins) and kicks every
+ * vCPU out of the guest. Safe from any thread. */
+void vm_request_stop(struct vm *vm, enum vm_end end, const capsa_error *error);
+
+#endif
