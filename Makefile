@@ -7,7 +7,7 @@ PYTHON     ?= /usr/bin/python3
 DEMO_ROOTFS = $(BUILD)/demo-rootfs
 WITH_KVM    = tools/with-kvm
 
-.PHONY: all deps build kernel demo test unit e2e bench clean rootfs
+.PHONY: all deps build kernel demo test unit fuzz e2e bench clean rootfs
 
 all: build
 
@@ -34,13 +34,24 @@ demo: build kernel rootfs
 $(TEST_BUILD)/build.ninja:
 	meson setup $(TEST_BUILD) --werror -Db_sanitize=address,undefined -Db_lundef=false
 
-# Unit tests (no KVM, ASan+UBSan) then end-to-end tests (real guests,
-# all in one tools/with-kvm call).
-test: unit e2e
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 30
+
+# Unit tests (no KVM, ASan+UBSan), a bounded fuzzing run, then end-to-end
+# tests (real guests, all in one tools/with-kvm call).
+test: unit fuzz e2e
 
 unit: deps $(TEST_BUILD)/build.ninja
 	ninja -C $(TEST_BUILD)
 	meson test -C $(TEST_BUILD) --print-errorlogs
+
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang meson setup $(FUZZ_BUILD) -Dfuzzing=true -Dtests=false -Db_sanitize=address,undefined \
+		-Db_lundef=false -Dc_args=-fsanitize=fuzzer-no-link
+
+fuzz: deps $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD)
+	tests/fuzz/run $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 e2e: build kernel
 	$(WITH_KVM) -- $(PYTHON) -m pytest -v tests/e2e
@@ -49,4 +60,4 @@ bench: build kernel rootfs
 	$(WITH_KVM) -- $(PYTHON) bench/boot
 
 clean:
-	rm -rf $(BUILD) $(TEST_BUILD)
+	rm -rf $(BUILD) $(TEST_BUILD) $(FUZZ_BUILD)

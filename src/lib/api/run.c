@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/config.h"
 #include "boot/initramfs.h"
@@ -107,7 +108,7 @@ static int add_block(struct machine *m, const char *path, bool read_only, char *
 	struct vm_device_env env = { .mem = &m->vm->mem, .mmio_bus = &m->vm->mmio_bus, .vm_fd = m->vm->vm_fd };
 	m->blocks[slot] = virtio_blk_create(&env, base, irq, path, read_only, err);
 	if (!m->blocks[slot])
-		return error_prefix(err, "disk %s", path);
+		return -1;
 	m->block_count++;
 	size_t used = strlen(cmdline);
 	int n = snprintf(cmdline + used, cmdline_size - used, " virtio_mmio.device=%#llx@%#llx:%u",
@@ -188,16 +189,16 @@ CAPSA_API int capsa_vm_run(const capsa_vm_config *cfg, int *exit_status, capsa_e
 	if (check_config(cfg, err) < 0)
 		return -1;
 
-	_cleanup_free_ char *cache_dir = cfg->cache_dir ? strdup(cfg->cache_dir) : default_cache_dir(err);
-	if (!cache_dir)
-		return error_set(err, ENOMEM, "out of memory");
-	_cleanup_free_ char *root_image = rootfs_image_for_dir(cfg->rootfs_dir, cache_dir, err);
-	if (!root_image)
-		return error_prefix(err, "root filesystem %s", cfg->rootfs_dir);
-
+	/* KVM first: on a host that cannot run the guest, fail before any work. */
 	int kvm_fd = kvm_open(err);
 	if (kvm_fd < 0)
 		return -1;
+	_cleanup_free_ char *cache_dir = cfg->cache_dir ? strdup(cfg->cache_dir) : default_cache_dir(err);
+	_cleanup_free_ char *root_image = cache_dir ? rootfs_image_for_dir(cfg->rootfs_dir, cache_dir, err) : NULL;
+	if (!root_image) {
+		close(kvm_fd);
+		return cache_dir ? error_prefix(err, "root filesystem %s", cfg->rootfs_dir) : -1;
+	}
 	struct machine m = { 0 };
 	m.vm = vm_create(kvm_fd, cfg->memory_mib, cfg->cpus, err);
 	if (!m.vm)
