@@ -9,6 +9,10 @@
  * of the run. A value above 255 reports an init failure (see below). */
 #define CAPSA_EXIT_PORT 0x0600
 #define CAPSA_EXIT_INIT_FAILED 0x100
+/* In an init-failure report, the low byte is the errno of the step that
+ * failed (0 if there was none); the step itself is named on the console
+ * and on the workload's stderr. */
+#define CAPSA_EXIT_INIT_ERRNO(value) ((value) & 0xff)
 
 /* Files capsa writes into the initramfs for init to read. Lists are
  * NUL-terminated strings back to back; a file that is absent means "none"
@@ -18,6 +22,8 @@
 #define CAPSA_CFG_ENV       "/capsa/env"      /* KEY=VALUE entries */
 #define CAPSA_CFG_WORKDIR   "/capsa/workdir"  /* one path, no NUL needed */
 #define CAPSA_CFG_HOSTNAME  "/capsa/hostname" /* one name, no NUL needed */
+/* Largest config file init reads; the host refuses to write a bigger one. */
+#define CAPSA_CFG_MAX_BYTES (1024 * 1024)
 
 /* Devices as the guest sees them. */
 #define CAPSA_ROOT_DEVICE   "/dev/vda"        /* read-only squashfs root image */

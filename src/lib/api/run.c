@@ -163,11 +163,12 @@ static int report_end(struct vm *vm, enum vm_end end, int *exit_status, capsa_er
 {
 	switch (end) {
 	case VM_END_EXIT_REPORTED:
-		if (vm->exit_value > 255)
-			return error_set(err, EIO,
-					 "the guest init failed to start the workload (code %u); run with --console "
-					 "to see why",
-					 vm->exit_value & 0xff);
+		if (vm->exit_value > 255) {
+			int guest_errno = (int)CAPSA_EXIT_INIT_ERRNO(vm->exit_value);
+			return error_set(err, EIO, "the guest init could not start the workload (%s); its message is "
+					 "above, run with --console for the kernel's",
+					 guest_errno ? strerror(guest_errno) : "no error code");
+		}
 		*exit_status = (int)vm->exit_value;
 		return 0;
 	case VM_END_RESET:
