@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api/config.h"
@@ -128,6 +129,16 @@ static int check_config(const capsa_vm_config *cfg, capsa_error *err)
 		return error_set(err, EINVAL, "no root filesystem given");
 	if (!cfg->argv.count)
 		return error_set(err, EINVAL, "no command given");
+	/* Cheap checks of the inputs first, so a typo is reported as such. */
+	struct stat st;
+	if (stat(cfg->rootfs_dir, &st) < 0)
+		return error_set_errno(err, errno, "root filesystem %s", cfg->rootfs_dir);
+	if (!S_ISDIR(st.st_mode))
+		return error_set(err, ENOTDIR, "root filesystem %s is not a directory", cfg->rootfs_dir);
+	if (access(cfg->kernel_path, R_OK) < 0)
+		return error_set_errno(err, errno, "guest kernel %s", cfg->kernel_path);
+	if (access(cfg->init_path, R_OK) < 0)
+		return error_set_errno(err, errno, "guest init %s", cfg->init_path);
 	return 0;
 }
 
