@@ -10,7 +10,9 @@
 #define I8042_COMMAND_PORT 0x64
 #define I8042_CMD_RESET_CPU 0xfe
 
-static void exit_port_read(void *opaque, uint64_t offset, uint8_t *data, uint32_t len)
+/* Both ports read as 0; for the i8042 status register that means input and
+ * output buffers empty, so Linux's kb_wait() before the reset returns at once. */
+static void read_zero(void *opaque, uint64_t offset, uint8_t *data, uint32_t len)
 {
 	(void)opaque;
 	(void)offset;
@@ -31,15 +33,6 @@ static void exit_port_write(void *opaque, uint64_t offset, const uint8_t *data, 
 	vm_request_stop(vm, VM_END_EXIT_REPORTED, NULL);
 }
 
-/* Status register reads 0: input and output buffers empty, so Linux's
- * kb_wait() before the reset command returns at once. */
-static void i8042_read(void *opaque, uint64_t offset, uint8_t *data, uint32_t len)
-{
-	(void)opaque;
-	(void)offset;
-	memset(data, 0, len);
-}
-
 static void i8042_write(void *opaque, uint64_t offset, const uint8_t *data, uint32_t len)
 {
 	struct vm *vm = opaque;
@@ -51,13 +44,13 @@ static void i8042_write(void *opaque, uint64_t offset, const uint8_t *data, uint
 int power_ports_register(struct vm *vm, capsa_error *err)
 {
 	struct bus_device exit_port = {
-		.base = CAPSA_EXIT_PORT, .size = 4, .opaque = vm, .read = exit_port_read, .write = exit_port_write,
+		.base = CAPSA_EXIT_PORT, .size = 4, .opaque = vm, .read = read_zero, .write = exit_port_write,
 	};
 	struct bus_device i8042 = {
 		.base = I8042_COMMAND_PORT,
 		.size = 1,
 		.opaque = vm,
-		.read = i8042_read,
+		.read = read_zero,
 		.write = i8042_write,
 	};
 	if (bus_register(&vm->pio_bus, &exit_port) < 0 || bus_register(&vm->pio_bus, &i8042) < 0)
