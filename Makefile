@@ -53,8 +53,11 @@ fuzz: deps $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD)
 	tests/fuzz/run $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
+# A hang inside the nested VM must fail the run, not stall it.
+E2E_TIMEOUT ?= 3600
+
 e2e: build kernel
-	$(WITH_KVM) -- $(PYTHON) -m pytest -v tests/e2e
+	WITH_KVM_TIMEOUT=$(E2E_TIMEOUT) $(WITH_KVM) -- $(PYTHON) -m pytest -v --durations=10 tests/e2e
 
 bench: build kernel rootfs
 	$(WITH_KVM) -- $(PYTHON) bench/boot
