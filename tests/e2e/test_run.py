@@ -66,3 +66,13 @@ def test_console_shows_kernel_messages(capsa):
     assert "Linux version" in result.stderr, result
     # The console goes to stderr; stdout still carries only the workload's.
     assert result.stdout_bytes == b"hi\n", result
+
+
+@pytest.mark.parametrize("cpus", ["1", "2"])
+def test_guest_power_off_ends_the_run(capsa, cpus):
+    # Without ACPI a powered-off guest only halts its CPUs; capsa must notice
+    # and end the run with its own error instead of waiting forever.
+    result = capsa.run("sh", "-c", "echo before; poweroff -f; echo after", options=("--cpus", cpus))
+    assert result.returncode == 125, result
+    assert result.stdout_bytes == b"before\n", result
+    assert "powered off" in result.stderr, result

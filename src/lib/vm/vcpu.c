@@ -267,6 +267,33 @@ static void handle_mmio(struct vcpu *vcpu)
 }
 
 
+#define X86_RFLAGS_IF 0x200ULL
+
+/* A guest without ACPI cannot power off: Linux halts every CPU with
+ * interrupts disabled instead, and with the in-kernel LAPIC that halt never
+ * leaves KVM. A vCPU so halted, or one the boot CPU never started, will not
+ * run again; once all are, the VM has powered off. */
+static void check_stopped_for_good(struct vcpu *vcpu)
+{
+	struct kvm_mp_state mp;
+	struct kvm_regs regs;
+	int stopped = 0;
+	if (ioctl(vcpu->fd, KVM_GET_MP_STATE, &mp) == 0) {
+		if (mp.mp_state == KVM_MP_STATE_UNINITIALIZED || mp.mp_state == KVM_MP_STATE_INIT_RECEIVED)
+			stopped = vcpu->index != 0;
+		else if (mp.mp_state == KVM_MP_STATE_HALTED && ioctl(vcpu->fd, KVM_GET_REGS, &regs) == 0)
+			stopped = !(regs.rflags & X86_RFLAGS_IF);
+	}
+	__atomic_store_n(&vcpu->stopped_for_good, stopped, __ATOMIC_RELEASE);
+	if (!stopped)
+		return;
+	for (unsigned i = 0; i < vcpu->vm->cpu_count; i++) {
+		if (!__atomic_load_n(&vcpu->vm->vcpus[i]->stopped_for_good, __ATOMIC_ACQUIRE))
+			return;
+	}
+	vm_request_stop(vcpu->vm, VM_END_POWER_OFF, NULL);
+}
+
 /* Returns when the VM is ending. */
 static void vcpu_loop(struct vcpu *vcpu)
 {
@@ -277,6 +304,7 @@ static void vcpu_loop(struct vcpu *vcpu)
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				vcpu->run->immediate_exit = 0;
+				check_stopped_for_good(vcpu);
 				continue;
 			}
 			capsa_error e;
@@ -347,6 +375,12 @@ int vcpu_start(struct vcpu *vcpu, capsa_error *err)
 void vcpu_kick(struct vcpu *vcpu)
 {
 	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_RELEASE);
+	if (vcpu->thread_started)
+		pthread_kill(vcpu->thread, KICK_SIGNAL);
+}
+
+void vcpu_probe(struct vcpu *vcpu)
+{
 	if (vcpu->thread_started)
 		pthread_kill(vcpu->thread, KICK_SIGNAL);
 }

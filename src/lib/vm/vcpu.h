@@ -19,6 +19,9 @@ struct vcpu {
 	size_t run_size;
 	pthread_t thread;
 	int thread_started;
+	/* Set when a probe found the vCPU stopped for good: halted with
+	 * interrupts off, or never started by the boot CPU. */
+	int stopped_for_good;
 };
 
 struct vcpu *vcpu_create(struct vm *vm, unsigned index, capsa_error *err);
@@ -31,6 +34,9 @@ int vcpu_setup(struct vcpu *vcpu, uint64_t entry, uint64_t boot_params, capsa_er
 int vcpu_start(struct vcpu *vcpu, capsa_error *err);
 /* Makes KVM_RUN return promptly, now or at its next entry. */
 void vcpu_kick(struct vcpu *vcpu);
+/* Interrupts KVM_RUN (if the vCPU is in it) so that the vCPU thread checks
+ * whether the guest stopped for good; the guest then runs on. */
+void vcpu_probe(struct vcpu *vcpu);
 void vcpu_join(struct vcpu *vcpu);
 
 #endif

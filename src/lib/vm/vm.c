@@ -6,11 +6,14 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/error.h"
 #include "vm/vcpu.h"
 #include "vm/x86_layout.h"
+
+#define VM_PROBE_INTERVAL_SECONDS 1
 
 static int add_memory_slot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, void *host, capsa_error *err)
 {
@@ -70,6 +73,7 @@ struct vm *vm_create(int kvm_fd, uint32_t mem_mib, unsigned cpu_count, capsa_err
 	vm->kvm_fd = kvm_fd;
 	vm->cpu_count = cpu_count;
 	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->ended, NULL);
 	vm->vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0) {
 		error_set_errno(err, errno, "KVM_CREATE_VM");
@@ -107,6 +111,7 @@ void vm_destroy(struct vm *vm)
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	close(vm->kvm_fd);
+	pthread_cond_destroy(&vm->ended);
 	pthread_mutex_destroy(&vm->lock);
 	free(vm);
 }
@@ -127,6 +132,7 @@ void vm_request_stop(struct vm *vm, enum vm_end end, const capsa_error *error)
 		if (error)
 			vm->end_error = *error;
 		__atomic_store_n(&vm->end, end, __ATOMIC_RELEASE);
+		pthread_cond_broadcast(&vm->ended);
 	}
 	pthread_mutex_unlock(&vm->lock);
 	for (unsigned i = 0; i < vm->cpu_count; i++)
@@ -142,6 +148,19 @@ enum vm_end vm_run(struct vm *vm)
 			break;
 		}
 	}
+	/* Until the VM ends, probe the vCPUs now and then: a guest that powered
+	 * off without ACPI only halts (see check_stopped_for_good). */
+	pthread_mutex_lock(&vm->lock);
+	while (vm->end == VM_END_NONE) {
+		struct timespec deadline;
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_sec += VM_PROBE_INTERVAL_SECONDS;
+		if (pthread_cond_timedwait(&vm->ended, &vm->lock, &deadline) == ETIMEDOUT) {
+			for (unsigned i = 0; i < vm->cpu_count; i++)
+				vcpu_probe(vm->vcpus[i]);
+		}
+	}
+	pthread_mutex_unlock(&vm->lock);
 	for (unsigned i = 0; i < vm->cpu_count; i++)
 		vcpu_join(vm->vcpus[i]);
 	return vm->end;

@@ -32,6 +32,7 @@ struct vm {
 	struct vcpu **vcpus;
 
 	pthread_mutex_t lock;   /* guards the end state below */
+	pthread_cond_t ended;   /* signalled when end is set */
 	enum vm_end end;
 	uint32_t exit_value;    /* what the guest wrote to CAPSA_EXIT_PORT */
 	capsa_error end_error;
