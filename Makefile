@@ -46,7 +46,7 @@ unit: deps $(TEST_BUILD)/build.ninja
 	meson test -C $(TEST_BUILD) --print-errorlogs
 
 $(FUZZ_BUILD)/build.ninja:
-	CC=clang meson setup $(FUZZ_BUILD) -Dfuzzing=true -Dtests=false -Db_sanitize=address,undefined \
+	CC=clang meson setup $(FUZZ_BUILD) --werror -Dfuzzing=true -Dtests=false -Db_sanitize=address,undefined \
 		-Db_lundef=false -Dc_args=-fsanitize=fuzzer-no-link
 
 fuzz: deps $(FUZZ_BUILD)/build.ninja

@@ -132,17 +132,15 @@ static int setup_msrs(struct vcpu *vcpu, capsa_error *err)
 		{ MSR_MTRR_DEF_TYPE, MTRR_ENABLE | MTRR_TYPE_WRITEBACK },
 	};
 	const size_t n = sizeof(boot_msrs) / sizeof(boot_msrs[0]);
-	struct {
-		struct kvm_msrs header;
-		struct kvm_msr_entry entries[sizeof(boot_msrs) / sizeof(boot_msrs[0])];
-	} msrs;
-	memset(&msrs, 0, sizeof(msrs));
-	msrs.header.nmsrs = n;
+	_cleanup_free_ struct kvm_msrs *msrs = calloc(1, sizeof(*msrs) + n * sizeof(struct kvm_msr_entry));
+	if (!msrs)
+		return error_set(err, ENOMEM, "out of memory");
+	msrs->nmsrs = n;
 	for (size_t i = 0; i < n; i++) {
-		msrs.entries[i].index = boot_msrs[i].index;
-		msrs.entries[i].data = boot_msrs[i].value;
+		msrs->entries[i].index = boot_msrs[i].index;
+		msrs->entries[i].data = boot_msrs[i].value;
 	}
-	int set = ioctl(vcpu->fd, KVM_SET_MSRS, &msrs);
+	int set = ioctl(vcpu->fd, KVM_SET_MSRS, msrs);
 	if (set != (int)n)
 		return error_set(err, EIO, "KVM_SET_MSRS on vCPU %u set %d of %zu MSRs", vcpu->index, set, n);
 	return 0;
