@@ -7,7 +7,7 @@ PYTHON     ?= /usr/bin/python3
 DEMO_ROOTFS = $(BUILD)/demo-rootfs
 WITH_KVM    = tools/with-kvm
 
-.PHONY: all deps build kernel demo test unit fuzz e2e bench clean rootfs
+.PHONY: all deps build kernel demo test unit fuzz integration e2e bench clean rootfs demo-image
 
 all: build
 
@@ -26,10 +26,18 @@ kernel: deps
 rootfs: deps
 	tools/make-busybox-rootfs $(DEMO_ROOTFS)
 
-# Runs a command inside a microVM booted from a busybox root filesystem.
-demo: build kernel rootfs
-	$(WITH_KVM) -- $(BUILD)/capsa run --rootfs $(DEMO_ROOTFS) -- \
-		/bin/sh -c 'echo "Hello from a capsa microVM: $$(uname -sr), $$(nproc) vCPU, $$(hostname)"'
+DEMO_IMAGE = $(BUILD)/demo-image.tar
+
+# A `docker save` archive of a busybox image, built locally.
+demo-image: rootfs
+	$(PYTHON) tools/make-demo-image $(DEMO_ROOTFS) $(DEMO_IMAGE) capsa-demo:latest
+
+# Loads the demo image into the image store and runs a command in a microVM
+# booted from it, by name.
+demo: build kernel demo-image
+	$(BUILD)/capsa load -i $(DEMO_IMAGE)
+	$(WITH_KVM) -- $(BUILD)/capsa run capsa-demo \
+		/bin/sh -c 'echo "Hello from a capsa microVM: $$(uname -sr), $$(nproc) vCPU, $$(hostname), user $$(id -un)"'
 
 $(TEST_BUILD)/build.ninja:
 	meson setup $(TEST_BUILD) --werror -Db_sanitize=address,undefined -Db_lundef=false
@@ -37,9 +45,10 @@ $(TEST_BUILD)/build.ninja:
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 30
 
-# Unit tests (no KVM, ASan+UBSan), a bounded fuzzing run, then end-to-end
-# tests (real guests, all in one tools/with-kvm call).
-test: unit fuzz e2e
+# Unit tests (no KVM, ASan+UBSan), a bounded fuzzing run, integration tests
+# against a local registry (no KVM), then end-to-end tests (real guests, all
+# in one tools/with-kvm call).
+test: unit fuzz integration e2e
 
 unit: deps $(TEST_BUILD)/build.ninja
 	ninja -C $(TEST_BUILD)
@@ -53,6 +62,9 @@ fuzz: deps $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD)
 	tests/fuzz/run $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
+integration: build
+	$(PYTHON) -m pytest -v --durations=10 tests/integration
+
 # A hang inside the nested VM must fail the run, not stall it.
 E2E_TIMEOUT ?= 3600
 
@@ -61,6 +73,7 @@ e2e: build kernel
 
 bench: build kernel rootfs
 	$(WITH_KVM) -- $(PYTHON) bench/boot
+	$(PYTHON) bench/pull
 
 clean:
 	rm -rf $(BUILD) $(TEST_BUILD) $(FUZZ_BUILD)

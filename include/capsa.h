@@ -11,7 +11,9 @@
 #define CAPSA_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,11 +39,27 @@ CAPSA_API int capsa_vm_config_set_kernel(capsa_vm_config *cfg, const char *path,
 /* Static guest init binary put into the generated initramfs as /init. */
 CAPSA_API int capsa_vm_config_set_init(capsa_vm_config *cfg, const char *path, capsa_error *err);
 /* A host directory that becomes the guest's read-only root image; the
- * guest sees it through an overlay with a writable tmpfs upper layer. */
+ * guest sees it through an overlay with a writable tmpfs upper layer.
+ * Either this or an image is needed. */
 CAPSA_API int capsa_vm_config_set_rootfs_dir(capsa_vm_config *cfg, const char *dir, capsa_error *err);
+/* An image from the image store (see capsa_image_pull): a reference
+ * ("busybox", "localhost:5000/app:1"), a stored name, or an image id.
+ * Its root filesystem, Entrypoint, Cmd, Env, WorkingDir and User apply;
+ * the settings below override them as `docker run` does. The image must
+ * already be stored; capsa_vm_run never pulls. */
+CAPSA_API int capsa_vm_config_set_image(capsa_vm_config *cfg, const char *image, capsa_error *err);
+/* The image store to look the image up in (default: $XDG_DATA_HOME/capsa). */
+CAPSA_API int capsa_vm_config_set_store_dir(capsa_vm_config *cfg, const char *dir, capsa_error *err);
+/* Replaces the image's Entrypoint; an empty argv (just NULL) clears it.
+ * As with docker, giving an entrypoint also drops the image's Cmd. */
+CAPSA_API int capsa_vm_config_set_entrypoint(capsa_vm_config *cfg, const char *const *argv, capsa_error *err);
+/* The workload's user: "name", "uid", "name:group" or "uid:gid", resolved
+ * in the guest against the root filesystem's /etc/passwd and /etc/group. */
+CAPSA_API int capsa_vm_config_set_user(capsa_vm_config *cfg, const char *user, capsa_error *err);
 /* Where built root images are cached (default: $XDG_CACHE_HOME/capsa/rootfs). */
 CAPSA_API int capsa_vm_config_set_cache_dir(capsa_vm_config *cfg, const char *dir, capsa_error *err);
-/* The workload: argv[0] is looked up in the guest's PATH. argv ends with NULL. */
+/* The workload: argv[0] is looked up in the guest's PATH. argv ends with NULL.
+ * With an image, this replaces the image's Cmd (and follows its Entrypoint). */
 CAPSA_API int capsa_vm_config_set_command(capsa_vm_config *cfg, const char *const *argv, capsa_error *err);
 /* "KEY=VALUE"; a later value for the same KEY replaces the earlier one. */
 CAPSA_API int capsa_vm_config_add_env(capsa_vm_config *cfg, const char *key_value, capsa_error *err);
@@ -61,6 +79,58 @@ CAPSA_API int capsa_vm_config_set_output(capsa_vm_config *cfg, int stdout_fd, in
  * On success returns 0 and stores the workload's exit status in
  * *exit_status (0..255; 128+N when killed by signal N). */
 CAPSA_API int capsa_vm_run(const capsa_vm_config *cfg, int *exit_status, capsa_error *err);
+
+/* ---- images ----------------------------------------------------------- */
+
+/* The local image store: content-addressed blobs, image names and the
+ * root images built from them, in one directory. Safe to use from several
+ * processes at once. */
+typedef struct capsa_image_store capsa_image_store;
+
+/* dir NULL: $XDG_DATA_HOME/capsa (default ~/.local/share/capsa). */
+CAPSA_API capsa_image_store *capsa_image_store_open(const char *dir, capsa_error *err);
+CAPSA_API void capsa_image_store_close(capsa_image_store *store);
+
+typedef struct capsa_pull_options {
+	const char *platform;                   /* "linux/amd64" (default), "linux/arm64/v8", ... */
+	const char *const *insecure_registries; /* host[:port] allowed over plain HTTP, NULL-terminated */
+	FILE *progress;                         /* progress display (a TTY is redrawn); NULL: quiet */
+} capsa_pull_options;
+
+/* Pulls an image from its registry, or imports one from an OCI image
+ * layout when ref is "oci:DIR[:TAG]". opts may be NULL. On success
+ * *name (may be NULL) receives the name the image is stored under
+ * (malloc'd; free()). */
+CAPSA_API int capsa_image_pull(capsa_image_store *store, const char *ref, const capsa_pull_options *opts,
+			       char **name, capsa_error *err);
+/* Loads a `docker save` archive (optionally gzip or zstd compressed).
+ * *names (may be NULL) receives the stored names, NULL-terminated
+ * (free with capsa_strv_free). */
+CAPSA_API int capsa_image_load(capsa_image_store *store, const char *archive, char ***names, capsa_error *err);
+
+/* Builds the image's root image now rather than on its first run (pull
+ * and load leave that to the first run unless this is called). */
+CAPSA_API int capsa_image_prepare(capsa_image_store *store, const char *ref, capsa_error *err);
+
+/* Whether ref names a stored image (reference, name or id); 1 yes, 0 no. */
+CAPSA_API int capsa_image_exists(capsa_image_store *store, const char *ref, capsa_error *err);
+
+typedef struct capsa_image_info {
+	char *name;     /* "docker.io/library/busybox:latest" */
+	char *id;       /* manifest digest, "sha256:..." */
+	int64_t created; /* when it was stored, unix seconds */
+	uint64_t size;  /* bytes stored (compressed layers and config) */
+} capsa_image_info;
+
+CAPSA_API int capsa_image_list(capsa_image_store *store, capsa_image_info **list, size_t *count, capsa_error *err);
+CAPSA_API void capsa_image_list_free(capsa_image_info *list, size_t count);
+/* Removes a name (reference, name, or an id naming exactly one image).
+ * Blobs are freed by capsa_image_prune. */
+CAPSA_API int capsa_image_remove(capsa_image_store *store, const char *ref, capsa_error *err);
+/* Deletes blobs and root images no stored name needs. */
+CAPSA_API int capsa_image_prune(capsa_image_store *store, uint64_t *bytes_freed, capsa_error *err);
+
+CAPSA_API void capsa_strv_free(char **strv);
 
 /* Checks that /dev/kvm can run a normal Linux guest on this host.
  * Returns 0 if it can, <0 with a message naming the fix if it cannot. */

@@ -11,9 +11,11 @@
  * ends in init_fail(), which says what went wrong on the console and on the
  * workload's stderr and reports CAPSA_EXIT_INIT_FAILED to the VMM.
  *
- * Built static with musl; one file so the whole boot path reads top down.
+ * Built static with musl; one file so the whole boot path reads top down
+ * (user.c resolves the workload's user).
  */
 #include "guest_abi.h"
+#include "user.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -70,6 +72,8 @@ struct config {
 	char **env;       /* NULL-terminated, KEY=VALUE, later entries already applied */
 	char *workdir;
 	char *hostname;
+	char *user;       /* docker's USER syntax; NULL for root */
+	size_t env_count;
 };
 
 /* ---- messages and the end of the run ---------------------------------- */
@@ -261,7 +265,6 @@ static const char *env_get(char **env, const char *key)
 static void load_config(struct config *cfg)
 {
 	static char default_path[] = "PATH=" DEFAULT_PATH;
-	static char default_home[] = "HOME=/root";
 	size_t len, count = 0;
 	char *buf;
 
@@ -285,7 +288,6 @@ static void load_config(struct config *cfg)
 	if (!cfg->env)
 		init_fail(ENOMEM, "building the environment");
 	env_set(&cfg->env, &count, default_path);
-	env_set(&cfg->env, &count, default_home);
 	if (asprintf(&buf, "HOSTNAME=%s", cfg->hostname) < 0)
 		init_fail(ENOMEM, "building the environment");
 	env_set(&cfg->env, &count, buf);
@@ -297,6 +299,10 @@ static void load_config(struct config *cfg)
 			env_set(&cfg->env, &count, *e);
 		free(entries);
 	}
+	cfg->env_count = count;
+
+	buf = read_config_file(CAPSA_CFG_USER, &len);
+	cfg->user = buf && buf[0] ? buf : NULL;
 }
 
 /* ---- file system setup ------------------------------------------------- */
@@ -541,6 +547,23 @@ static void bring_up_loopback(void)
 
 /* ---- the workload -------------------------------------------------------- */
 
+/* Reads the image's user database, so it runs in the new root. HOME comes
+ * from the user's entry unless the image or the caller set it. */
+static void resolve_workload_user(struct config *cfg, struct workload_user *user)
+{
+	char why[512];
+	char *home;
+	int err = user_resolve(cfg->user, user, why, sizeof(why));
+
+	if (err)
+		init_fail(err, "%s", why);
+	if (!env_get(cfg->env, "HOME")) {
+		if (asprintf(&home, "HOME=%s", user->home) < 0)
+			init_fail(ENOMEM, "building the environment");
+		env_set(&cfg->env, &cfg->env_count, home);
+	}
+}
+
 /* execvp with the workload's own PATH and a shell's error rules: keep
  * looking past a directory where the file is missing or not executable,
  * stop at any other error. Returns the errno to report. */
@@ -579,7 +602,8 @@ static int exec_search(char **argv, char **env)
 
 /* In the child: become the workload. Never returns; exit codes follow the
  * shell's (127 not found, 126 found but not runnable). */
-__attribute__((noreturn)) static void exec_workload(const struct config *cfg, int out_w, int err_w)
+__attribute__((noreturn)) static void exec_workload(const struct config *cfg, const struct workload_user *user,
+						    int out_w, int err_w)
 {
 	sigset_t none;
 	int err;
@@ -592,6 +616,12 @@ __attribute__((noreturn)) static void exec_workload(const struct config *cfg, in
 
 	if (chdir(cfg->workdir) < 0) {
 		dprintf(2, "capsa: cannot enter working directory %s: %s\n", cfg->workdir, strerror(errno));
+		_exit(126);
+	}
+	err = user_become(user);
+	if (err) {
+		dprintf(2, "capsa: cannot become user %u:%u: %s\n", (unsigned)user->uid, (unsigned)user->gid,
+			strerror(err));
 		_exit(126);
 	}
 	err = exec_search(cfg->argv, cfg->env);
@@ -639,7 +669,8 @@ static unsigned int wait_status_to_exit(int status)
  * PID 1), forwards termination signals to the workload's process group,
  * and returns the workload's exit status once it has exited and its
  * pending output has been copied. */
-static unsigned int run_workload(const struct config *cfg, const sigset_t *signals)
+static unsigned int run_workload(const struct config *cfg, const struct workload_user *user,
+				 const sigset_t *signals)
 {
 	int out_pipe[2], err_pipe[2], sfd;
 	struct pollfd pfd[3];
@@ -657,7 +688,7 @@ static unsigned int run_workload(const struct config *cfg, const sigset_t *signa
 	if (pid < 0)
 		init_fail(errno, "fork the workload");
 	if (pid == 0)
-		exec_workload(cfg, out_pipe[1], err_pipe[1]);
+		exec_workload(cfg, user, out_pipe[1], err_pipe[1]);
 
 	close(out_pipe[1]);
 	close(err_pipe[1]);
@@ -716,6 +747,7 @@ static unsigned int run_workload(const struct config *cfg, const sigset_t *signa
 int main(void)
 {
 	struct config cfg = { 0 };
+	struct workload_user user;
 	sigset_t signals;
 
 	if (getpid() != 1) {
@@ -738,6 +770,7 @@ int main(void)
 	bring_up_loopback();
 	if (mkdir_p(cfg.workdir, 0755) < 0)
 		init_fail(errno, "create working directory %s", cfg.workdir);
+	resolve_workload_user(&cfg, &user);
 
-	finish(run_workload(&cfg, &signals));
+	finish(run_workload(&cfg, &user, &signals));
 }

@@ -2,6 +2,10 @@
 #ifndef CAPSA_CLI_H
 #define CAPSA_CLI_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include "capsa.h"
 
 /* capsa's own failures exit with this code (as docker does), so they can
@@ -13,5 +17,32 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_error_from(const capsa_error *err);
 
 int cmd_run(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_load(int argc, char **argv);
+int cmd_images(int argc, char **argv);
+int cmd_rmi(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
+
+/* The default image store, or NULL after printing why. */
+capsa_image_store *cli_open_store(void);
+/* "1.5 MiB" */
+void cli_format_size(uint64_t bytes, char *buf, size_t size);
+
+/* Adds the entries of a docker-style env file; prints errors. */
+int cli_add_env_file(capsa_vm_config *cfg, const char *path);
+
+/* Pull settings shared by `capsa pull` and `capsa run`. */
+struct cli_pull_options {
+	const char *platform;
+	const char **insecure;  /* NULL-terminated, borrowed strings */
+	size_t n_insecure;
+	bool quiet;
+};
+
+int cli_pull_options_add_insecure(struct cli_pull_options *o, const char *host);
+void cli_pull_options_free(struct cli_pull_options *o);
+/* Pulls ref with progress on stderr unless quiet; prints errors. *name
+ * (may be NULL) gets the stored name. */
+int cli_pull(capsa_image_store *store, const char *ref, const struct cli_pull_options *o, char **name);
 
 #endif

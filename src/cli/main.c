@@ -11,7 +11,12 @@ static const struct {
 	int (*run)(int argc, char **argv);
 	const char *summary;
 } verbs[] = {
-	{ "run", cmd_run, "run a command in a new microVM" },
+	{ "run", cmd_run, "run an image (or a root filesystem) in a new microVM" },
+	{ "pull", cmd_pull, "download an image from a registry or an OCI layout" },
+	{ "load", cmd_load, "load images from a docker save archive" },
+	{ "images", cmd_images, "list stored images" },
+	{ "rmi", cmd_rmi, "remove stored images" },
+	{ "prune", cmd_prune, "free the space of images no longer named" },
 };
 
 void cli_error(const char *fmt, ...)

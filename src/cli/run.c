@@ -1,4 +1,5 @@
-/* capsa run: boot a microVM, run one command in it, exit with its status. */
+/* capsa run: boot a microVM from an image or a root filesystem directory,
+ * run one command in it, exit with its status. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -11,14 +12,24 @@
 static void run_usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: capsa run --rootfs DIR [OPTIONS] [--] COMMAND [ARG...]\n\n"
-		"Boot a microVM with DIR as its root filesystem, run COMMAND in it and exit\n"
-		"with COMMAND's exit status (capsa's own errors exit with %d).\n\n"
+		"Usage: capsa run [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
+		"       capsa run [OPTIONS] --rootfs DIR [--] COMMAND [ARG...]\n\n"
+		"Boot a microVM from IMAGE (pulled first if it is not stored yet) or from the\n"
+		"root filesystem in DIR, run the command in it and exit with the command's\n"
+		"exit status (capsa's own errors exit with %d). With an image, COMMAND\n"
+		"replaces the image's Cmd and follows its Entrypoint, as with docker run.\n\n"
 		"Options:\n"
 		"  --rootfs DIR        directory to use as the guest's root filesystem (read-only\n"
 		"                      image; writes go to a throwaway overlay)\n"
+		"  --entrypoint CMD    replace the image's Entrypoint ('' clears it)\n"
 		"  -e, --env KEY=VALUE set an environment variable (repeatable)\n"
-		"  -w, --workdir DIR   working directory inside the guest (default /)\n"
+		"  --env-file FILE     read KEY=VALUE lines from FILE (repeatable)\n"
+		"  -w, --workdir DIR   working directory inside the guest (default: the image's, or /)\n"
+		"  -u, --user USER     user to run as: name, uid, name:group or uid:gid\n"
+		"  --pull WHEN         pull the image: missing (default), always or never\n"
+		"  --platform P        platform to pull, e.g. linux/amd64 (default)\n"
+		"  --insecure-registry HOST  allow plain HTTP to this registry when pulling\n"
+		"  -q, --quiet         no pull progress\n"
 		"  -m, --memory SIZE   guest memory, e.g. 512M or 2G (default 512M)\n"
 		"  -c, --cpus N        number of vCPUs (default 1)\n"
 		"  --disk FILE[:ro]    attach FILE as a virtio disk (/dev/vdb, /dev/vdc, ...)\n"
@@ -62,7 +73,10 @@ static int parse_cpus(const char *text, uint32_t *cpus)
 	return 0;
 }
 
-enum { OPT_ROOTFS = 256, OPT_DISK, OPT_HOSTNAME, OPT_CONSOLE, OPT_KERNEL, OPT_INIT };
+enum {
+	OPT_ROOTFS = 256, OPT_DISK, OPT_HOSTNAME, OPT_CONSOLE, OPT_KERNEL, OPT_INIT, OPT_ENTRYPOINT, OPT_ENV_FILE,
+	OPT_PULL, OPT_PLATFORM, OPT_INSECURE,
+};
 
 static const struct option run_options[] = {
 	{ "rootfs", required_argument, NULL, OPT_ROOTFS },
@@ -75,6 +89,13 @@ static const struct option run_options[] = {
 	{ "console", no_argument, NULL, OPT_CONSOLE },
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "init", required_argument, NULL, OPT_INIT },
+	{ "entrypoint", required_argument, NULL, OPT_ENTRYPOINT },
+	{ "env-file", required_argument, NULL, OPT_ENV_FILE },
+	{ "user", required_argument, NULL, 'u' },
+	{ "pull", required_argument, NULL, OPT_PULL },
+	{ "platform", required_argument, NULL, OPT_PLATFORM },
+	{ "insecure-registry", required_argument, NULL, OPT_INSECURE },
+	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -97,6 +118,31 @@ static int add_disk_option(capsa_vm_config *cfg, const char *spec, capsa_error *
 	return r;
 }
 
+enum pull_policy { PULL_MISSING, PULL_ALWAYS, PULL_NEVER };
+
+/* Makes sure the image is stored, as the pull policy says. */
+static int ensure_image(const char *image, enum pull_policy policy, const struct cli_pull_options *pull)
+{
+	capsa_image_store *store = cli_open_store();
+	capsa_error err = { 0 };
+	int r = -1;
+
+	if (!store)
+		return -1;
+	int exists = policy == PULL_ALWAYS ? 0 : capsa_image_exists(store, image, &err);
+	if (exists < 0)
+		cli_error_from(&err);
+	else if (exists)
+		r = 0;
+	else if (policy == PULL_NEVER)
+		cli_error("image '%s' is not stored and --pull never was given; pull it with 'capsa pull %s'", image,
+			  image);
+	else
+		r = cli_pull(store, image, pull, NULL);
+	capsa_image_store_close(store);
+	return r;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	capsa_error err = { 0 };
@@ -106,12 +152,14 @@ int cmd_run(int argc, char **argv)
 		return CLI_EXIT_FAILURE;
 	}
 	const char *kernel_option = NULL, *init_option = NULL;
+	struct cli_pull_options pull = { 0 };
+	enum pull_policy policy = PULL_MISSING;
 	bool have_rootfs = false;
 	int status = CLI_EXIT_FAILURE;
 	int c;
 	optind = 1;
 	/* '+': options end at the first non-option, which starts the command. */
-	while ((c = getopt_long(argc, argv, "+e:w:m:c:h", run_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+e:w:m:c:u:qh", run_options, NULL)) != -1) {
 		int r = 0;
 		switch (c) {
 		case OPT_ROOTFS:
@@ -157,6 +205,41 @@ int cmd_run(int argc, char **argv)
 		case OPT_INIT:
 			init_option = optarg;
 			break;
+		case OPT_ENTRYPOINT: {
+			/* docker takes one executable here, not a command line. */
+			const char *ep[] = { optarg, NULL };
+			r = capsa_vm_config_set_entrypoint(cfg, optarg[0] ? ep : ep + 1, &err);
+			break;
+		}
+		case OPT_ENV_FILE:
+			if (cli_add_env_file(cfg, optarg) < 0)
+				goto out;
+			break;
+		case 'u':
+			r = capsa_vm_config_set_user(cfg, optarg, &err);
+			break;
+		case OPT_PULL:
+			if (!strcmp(optarg, "missing"))
+				policy = PULL_MISSING;
+			else if (!strcmp(optarg, "always"))
+				policy = PULL_ALWAYS;
+			else if (!strcmp(optarg, "never"))
+				policy = PULL_NEVER;
+			else {
+				cli_error("--pull '%s' is not one of missing, always, never", optarg);
+				goto out;
+			}
+			break;
+		case OPT_PLATFORM:
+			pull.platform = optarg;
+			break;
+		case OPT_INSECURE:
+			if (cli_pull_options_add_insecure(&pull, optarg) < 0)
+				goto out;
+			break;
+		case 'q':
+			pull.quiet = true;
+			break;
 		case 'h':
 			run_usage(stdout);
 			status = 0;
@@ -170,15 +253,22 @@ int cmd_run(int argc, char **argv)
 			goto out;
 		}
 	}
+	const char *image = NULL;
 	if (!have_rootfs) {
-		cli_error("run needs --rootfs DIR (a directory holding the guest's root filesystem)");
-		goto out;
-	}
-	if (optind >= argc) {
+		if (optind >= argc) {
+			cli_error("run needs an image, e.g. capsa run busybox echo hi (or --rootfs DIR COMMAND)");
+			goto out;
+		}
+		image = argv[optind++];
+		if (capsa_vm_config_set_image(cfg, image, &err) < 0) {
+			cli_error_from(&err);
+			goto out;
+		}
+	} else if (optind >= argc) {
 		cli_error("run needs a command to run, e.g. capsa run --rootfs DIR -- /bin/sh -c 'echo hi'");
 		goto out;
 	}
-	if (capsa_vm_config_set_command(cfg, (const char *const *)argv + optind, &err) < 0) {
+	if (optind < argc && capsa_vm_config_set_command(cfg, (const char *const *)argv + optind, &err) < 0) {
 		cli_error_from(&err);
 		goto out;
 	}
@@ -200,6 +290,8 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	}
 
+	if (image && ensure_image(image, policy, &pull) < 0)
+		goto out;
 	int exit_status;
 	if (capsa_vm_run(cfg, &exit_status, &err) < 0) {
 		cli_error_from(&err);
@@ -207,6 +299,7 @@ int cmd_run(int argc, char **argv)
 	}
 	status = exit_status;
 out:
+	cli_pull_options_free(&pull);
 	capsa_vm_config_free(cfg);
 	return status;
 }

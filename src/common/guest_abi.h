@@ -22,6 +22,10 @@
 #define CAPSA_CFG_ENV       "/capsa/env"      /* KEY=VALUE entries */
 #define CAPSA_CFG_WORKDIR   "/capsa/workdir"  /* one path, no NUL needed */
 #define CAPSA_CFG_HOSTNAME  "/capsa/hostname" /* one name, no NUL needed */
+/* The workload's user as docker's USER gives it: "name", "uid", "name:group"
+ * or "uid:gid", resolved by init against the image's /etc/passwd and
+ * /etc/group. Absent: root. */
+#define CAPSA_CFG_USER      "/capsa/user"
 /* Largest config file init reads; the host refuses to write a bigger one. */
 #define CAPSA_CFG_MAX_BYTES (1024 * 1024)
 

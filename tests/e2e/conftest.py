@@ -16,6 +16,7 @@ Environment:
 import os
 import secrets
 import shutil
+import sys
 import subprocess
 from pathlib import Path
 
@@ -224,3 +225,51 @@ def first_difference(got, want):
             return (f"first difference at byte {i}: got {got[max(0, i - 20):i + 20]!r}, "
                     f"want {want[max(0, i - 20):i + 20]!r}")
     return f"one is a prefix of the other: got {len(got)} bytes, want {len(want)}"
+
+
+# ---- images -------------------------------------------------------------------
+
+TESTS_DIR = REPO_ROOT / "tests"
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+
+
+@pytest.fixture(scope="session")
+def test_images():
+    """{name: OCI layout dir} of the standard test images (tests/lib/testimages.py)."""
+    from lib import testimages
+    return testimages.build_all(testimages.default_cache_dir())
+
+
+@pytest.fixture(scope="session")
+def image_env(vm_env, tmp_path_factory):
+    """vm_env with an image store of this session's own."""
+    env = dict(vm_env)
+    env["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("capsa-data"))
+    env["DOCKER_CONFIG"] = str(tmp_path_factory.mktemp("docker-config"))
+    return env
+
+
+@pytest.fixture(scope="session")
+def image_registry(test_images):
+    """A docker-registry on 127.0.0.1 holding the test images as test/NAME:latest."""
+    from lib import registry as registry_lib
+    reg = registry_lib.Registry()
+    reg.start()
+    try:
+        registry_lib.push_test_images(reg, test_images)
+        yield reg
+    finally:
+        reg.stop()
+
+
+@pytest.fixture(scope="session")
+def capsa_image(first_boot, image_env, capsa_bin):
+    """capsa_image('run', ...) runs capsa with the session's image store."""
+    if first_boot.returncode == CAPSA_FAILURE:
+        pytest.fail(f"the first guest boot failed, so no guest test can pass: {first_boot.stderr.strip()}",
+                    pytrace=False)
+
+    def run(*args, timeout=RUN_TIMEOUT):
+        return run_capsa(capsa_bin, args, env=image_env, timeout=timeout)
+    return run

@@ -34,9 +34,14 @@ def test_unknown_command(cli):
     assert "frobnicate" in line
 
 
-def test_missing_rootfs(cli):
-    line = assert_one_error_line(cli("run", "--", "/bin/true"))
-    assert "--rootfs" in line
+def test_missing_image_or_rootfs(cli):
+    line = assert_one_error_line(cli("run"))
+    assert "image" in line and "--rootfs" in line
+
+
+def test_invalid_image_reference(cli):
+    line = assert_one_error_line(cli("run", "--pull", "never", "Not/A/Valid:Ref!", "true"))
+    assert "Not/A/Valid:Ref!" in line
 
 
 def test_missing_command(cli, tmp_path):

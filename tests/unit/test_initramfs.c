@@ -332,7 +332,8 @@ static void test_capsa_layout(void **state)
 	struct initramfs *ird = NULL;
 	static struct cpio c;
 
-	assert_int_equal(initramfs_build_capsa(&ird, init_path, argv, env, "/srv/app", "box", &err), 0);
+	struct guest_workload w = { argv, env, "/srv/app", "box", "app:staff" };
+	assert_int_equal(initramfs_build_capsa(&ird, init_path, &w, &err), 0);
 	parse_archive(ird, &c);
 
 	assert_file(&c, "init", 0755, init_bytes, sizeof(init_bytes));
@@ -347,15 +348,18 @@ static void test_capsa_layout(void **state)
 	assert_file(&c, CAPSA_CFG_ENV + 1, 0444, "A=1\0B=\0A=2", 11);
 	assert_file(&c, CAPSA_CFG_WORKDIR + 1, 0444, "/srv/app", 8);
 	assert_file(&c, CAPSA_CFG_HOSTNAME + 1, 0444, "box", 3);
-	assert_int_equal(c.count, 8);
+	assert_file(&c, CAPSA_CFG_USER + 1, 0444, "app:staff", 9);
+	assert_int_equal(c.count, 9);
 	initramfs_free(ird);
 
 	/* Settings left out are files left out: init uses its defaults. */
-	assert_int_equal(initramfs_build_capsa(&ird, init_path, argv, NULL, NULL, "", &err), 0);
+	struct guest_workload bare = { argv, NULL, NULL, "", NULL };
+	assert_int_equal(initramfs_build_capsa(&ird, init_path, &bare, &err), 0);
 	parse_archive(ird, &c);
 	assert_null(find(&c, CAPSA_CFG_ENV + 1));
 	assert_null(find(&c, CAPSA_CFG_WORKDIR + 1));
 	assert_null(find(&c, CAPSA_CFG_HOSTNAME + 1));
+	assert_null(find(&c, CAPSA_CFG_USER + 1));
 	assert_non_null(find(&c, CAPSA_CFG_ARGV + 1));
 	initramfs_free(ird);
 
@@ -364,12 +368,13 @@ static void test_capsa_layout(void **state)
 }
 
 static void expect_build_error(const char *init_path, const char *const *argv, const char *const *env,
-			       const char *workdir, const char *hostname, int code)
+			       const char *workdir, const char *hostname, const char *user, int code)
 {
 	capsa_error err = { 0 };
 	struct initramfs *ird = (struct initramfs *)&err;  /* must stay untouched */
 
-	assert_int_equal(initramfs_build_capsa(&ird, init_path, argv, env, workdir, hostname, &err), -1);
+	struct guest_workload w = { argv, env, workdir, hostname, user };
+	assert_int_equal(initramfs_build_capsa(&ird, init_path, &w, &err), -1);
 	assert_int_equal(err.code, code);
 	assert_true(strlen(err.message) > 0);
 	assert_ptr_equal(ird, (struct initramfs *)&err);
@@ -398,19 +403,20 @@ static void test_capsa_errors(void **state)
 	memset(long_host, 'h', sizeof(long_host) - 1);
 	long_host[sizeof(long_host) - 1] = '\0';
 
-	expect_build_error(init_path, NULL, NULL, NULL, NULL, EINVAL);
-	expect_build_error(init_path, none, NULL, NULL, NULL, EINVAL);
-	expect_build_error(init_path, empty_cmd, NULL, NULL, NULL, EINVAL);
-	expect_build_error(init_path, ok, no_eq, NULL, NULL, EINVAL);
-	expect_build_error(init_path, ok, no_key, NULL, NULL, EINVAL);
-	expect_build_error(init_path, ok, NULL, "relative/dir", NULL, EINVAL);
-	expect_build_error(init_path, ok, NULL, NULL, long_host, EINVAL);
-	expect_build_error(NULL, ok, NULL, NULL, NULL, EINVAL);
-	expect_build_error("/nonexistent/capsa-init", ok, NULL, NULL, NULL, ENOENT);
-	expect_build_error(init_path, many, NULL, NULL, NULL, E2BIG);
+	expect_build_error(init_path, NULL, NULL, NULL, NULL, NULL, EINVAL);
+	expect_build_error(init_path, none, NULL, NULL, NULL, NULL, EINVAL);
+	expect_build_error(init_path, empty_cmd, NULL, NULL, NULL, NULL, EINVAL);
+	expect_build_error(init_path, ok, no_eq, NULL, NULL, NULL, EINVAL);
+	expect_build_error(init_path, ok, no_key, NULL, NULL, NULL, EINVAL);
+	expect_build_error(init_path, ok, NULL, "relative/dir", NULL, NULL, EINVAL);
+	expect_build_error(init_path, ok, NULL, NULL, long_host, NULL, EINVAL);
+	expect_build_error(init_path, ok, NULL, NULL, NULL, "app\nroot", EINVAL);
+	expect_build_error(NULL, ok, NULL, NULL, NULL, NULL, EINVAL);
+	expect_build_error("/nonexistent/capsa-init", ok, NULL, NULL, NULL, NULL, ENOENT);
+	expect_build_error(init_path, many, NULL, NULL, NULL, NULL, E2BIG);
 	huge[100 * 1024] = 'x';
-	expect_build_error(init_path, huge_argv, NULL, NULL, NULL, E2BIG);
-	expect_build_error(init_path, ok, huge_argv, NULL, NULL, E2BIG);
+	expect_build_error(init_path, huge_argv, NULL, NULL, NULL, NULL, E2BIG);
+	expect_build_error(init_path, ok, huge_argv, NULL, NULL, NULL, E2BIG);
 
 	free(huge);
 	unlink(init_path);

@@ -9,32 +9,6 @@
 #include "util/error.h"
 #include "vm/mptable.h"
 
-#define CONFIG_MAX_STRINGS 4096
-
-static void strv_clear(struct strv *v)
-{
-	for (size_t i = 0; i < v->count; i++)
-		free(v->items[i]);
-	free(v->items);
-	v->items = NULL;
-	v->count = 0;
-}
-
-static int strv_push(struct strv *v, const char *s, capsa_error *err)
-{
-	if (v->count >= CONFIG_MAX_STRINGS)
-		return error_set(err, E2BIG, "too many entries (the limit is %d)", CONFIG_MAX_STRINGS);
-	char **items = realloc(v->items, (v->count + 2) * sizeof(*items));
-	if (!items)
-		return error_set(err, ENOMEM, "out of memory");
-	v->items = items;
-	v->items[v->count] = strdup(s);
-	if (!v->items[v->count])
-		return error_set(err, ENOMEM, "out of memory");
-	v->items[++v->count] = NULL;
-	return 0;
-}
-
 static int replace_string(char **slot, const char *value, const char *what, capsa_error *err)
 {
 	if (!value || !*value)
@@ -69,6 +43,10 @@ CAPSA_API void capsa_vm_config_free(capsa_vm_config *cfg)
 	free(cfg->kernel_path);
 	free(cfg->init_path);
 	free(cfg->rootfs_dir);
+	free(cfg->image);
+	free(cfg->store_dir);
+	free(cfg->user);
+	strv_clear(&cfg->entrypoint);
 	free(cfg->cache_dir);
 	strv_clear(&cfg->argv);
 	strv_clear(&cfg->env);
@@ -99,40 +77,55 @@ CAPSA_API int capsa_vm_config_set_cache_dir(capsa_vm_config *cfg, const char *di
 	return replace_string(&cfg->cache_dir, dir, "cache directory", err);
 }
 
+/* Replaces *slot with a copy of argv; an empty argv only when allowed. */
+static int replace_argv(struct strv *slot, const char *const *argv, bool allow_empty, const char *what,
+			capsa_error *err)
+{
+	if (!argv || (!allow_empty && (!argv[0] || !argv[0][0])))
+		return error_set(err, EINVAL, "the %s must not be empty", what);
+	struct strv v = { 0 };
+	if (strv_push_all(&v, argv, err) < 0) {
+		strv_clear(&v);
+		return error_prefix(err, "%s", what);
+	}
+	strv_clear(slot);
+	*slot = v;
+	return 0;
+}
+
 CAPSA_API int capsa_vm_config_set_command(capsa_vm_config *cfg, const char *const *argv, capsa_error *err)
 {
-	if (!argv || !argv[0] || !argv[0][0])
-		return error_set(err, EINVAL, "the command must not be empty");
-	struct strv v = { 0 };
-	for (size_t i = 0; argv[i]; i++) {
-		if (strv_push(&v, argv[i], err) < 0) {
-			strv_clear(&v);
-			return error_prefix(err, "command");
-		}
-	}
-	strv_clear(&cfg->argv);
-	cfg->argv = v;
+	return replace_argv(&cfg->argv, argv, false, "command", err);
+}
+
+CAPSA_API int capsa_vm_config_set_image(capsa_vm_config *cfg, const char *image, capsa_error *err)
+{
+	return replace_string(&cfg->image, image, "image", err);
+}
+
+CAPSA_API int capsa_vm_config_set_store_dir(capsa_vm_config *cfg, const char *dir, capsa_error *err)
+{
+	return replace_string(&cfg->store_dir, dir, "image store directory", err);
+}
+
+CAPSA_API int capsa_vm_config_set_entrypoint(capsa_vm_config *cfg, const char *const *argv, capsa_error *err)
+{
+	if (replace_argv(&cfg->entrypoint, argv, true, "entrypoint", err) < 0)
+		return -1;
+	cfg->entrypoint_set = true;
 	return 0;
+}
+
+CAPSA_API int capsa_vm_config_set_user(capsa_vm_config *cfg, const char *user, capsa_error *err)
+{
+	if (user && (strlen(user) > 256 || strchr(user, '\n')))
+		return error_set(err, EINVAL, "user '%.80s' is not a user name or uid[:gid]", user);
+	return replace_string(&cfg->user, user, "user", err);
 }
 
 CAPSA_API int capsa_vm_config_add_env(capsa_vm_config *cfg, const char *key_value, capsa_error *err)
 {
-	const char *eq = key_value ? strchr(key_value, '=') : NULL;
-	if (!eq || eq == key_value)
-		return error_set(err, EINVAL, "environment entry '%s' is not of the form KEY=VALUE",
-				 key_value ? key_value : "");
-	size_t key_len = (size_t)(eq - key_value) + 1;
-	for (size_t i = 0; i < cfg->env.count; i++) {
-		if (strncmp(cfg->env.items[i], key_value, key_len) == 0) {
-			char *copy = strdup(key_value);
-			if (!copy)
-				return error_set(err, ENOMEM, "out of memory");
-			free(cfg->env.items[i]);
-			cfg->env.items[i] = copy;
-			return 0;
-		}
-	}
-	return strv_push(&cfg->env, key_value, err);
+	return strv_set_env(&cfg->env, key_value, err);
 }
 
 CAPSA_API int capsa_vm_config_set_workdir(capsa_vm_config *cfg, const char *dir, capsa_error *err)

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "capsa.h"
+#include "util/strv.h"
 
 #define CONFIG_MAX_DISKS 16
 #define CONFIG_DEFAULT_MEMORY_MIB 512
@@ -18,18 +19,18 @@ struct config_disk {
 	bool read_only;
 };
 
-/* NULL-terminated, heap-allocated string list. */
-struct strv {
-	char **items;
-	size_t count;
-};
 
 struct capsa_vm_config {
 	char *kernel_path;
 	char *init_path;
 	char *rootfs_dir;
+	char *image;            /* as the caller typed it; rootfs_dir or image, not both */
+	char *store_dir;
 	char *cache_dir;
-	struct strv argv;
+	struct strv argv;       /* with an image: replaces its Cmd */
+	struct strv entrypoint; /* replaces the image's Entrypoint when entrypoint_set */
+	bool entrypoint_set;
+	char *user;
 	struct strv env;
 	char *workdir;
 	char *hostname;

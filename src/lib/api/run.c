@@ -9,12 +9,15 @@
 #include <unistd.h>
 
 #include "api/config.h"
+#include "api/workload.h"
 #include "boot/initramfs.h"
 #include "devices/device_env.h"
 #include "devices/power.h"
 #include "devices/serial.h"
 #include "devices/virtio_blk.h"
 #include "guest_abi.h"
+#include "oci/image.h"
+#include "oci/store.h"
 #include "rootfs/rootfs_image.h"
 #include "util/cleanup.h"
 #include "util/error.h"
@@ -125,16 +128,17 @@ static int check_config(const capsa_vm_config *cfg, capsa_error *err)
 		return error_set(err, EINVAL, "no guest kernel given");
 	if (!cfg->init_path)
 		return error_set(err, EINVAL, "no guest init binary given");
-	if (!cfg->rootfs_dir)
-		return error_set(err, EINVAL, "no root filesystem given");
-	if (!cfg->argv.count)
-		return error_set(err, EINVAL, "no command given");
+	if (!cfg->rootfs_dir == !cfg->image)
+		return error_set(err, EINVAL, cfg->image ? "give either an image or a root filesystem, not both"
+							 : "no image or root filesystem given");
 	/* Cheap checks of the inputs first, so a typo is reported as such. */
 	struct stat st;
-	if (stat(cfg->rootfs_dir, &st) < 0)
-		return error_set_errno(err, errno, "root filesystem %s", cfg->rootfs_dir);
-	if (!S_ISDIR(st.st_mode))
-		return error_set(err, ENOTDIR, "root filesystem %s is not a directory", cfg->rootfs_dir);
+	if (cfg->rootfs_dir) {
+		if (stat(cfg->rootfs_dir, &st) < 0)
+			return error_set_errno(err, errno, "root filesystem %s", cfg->rootfs_dir);
+		if (!S_ISDIR(st.st_mode))
+			return error_set(err, ENOTDIR, "root filesystem %s is not a directory", cfg->rootfs_dir);
+	}
 	if (access(cfg->kernel_path, R_OK) < 0)
 		return error_set_errno(err, errno, "guest kernel %s", cfg->kernel_path);
 	if (access(cfg->init_path, R_OK) < 0)
@@ -142,15 +146,68 @@ static int check_config(const capsa_vm_config *cfg, capsa_error *err)
 	return 0;
 }
 
-static int load_guest(struct machine *m, const capsa_vm_config *cfg, const char *cmdline, capsa_error *err)
+/* What the guest boots from and runs: a root image path and the workload.
+ * For an image, its manifest and config are read now (cheap, and a missing
+ * image is an input error to report before any other work); its root image
+ * is built later by root_image_path(). */
+struct run_plan {
+	oci_store *store;
+	oci_image image;
+	bool has_image;
+	struct workload workload;
+};
+
+static void run_plan_clear(struct run_plan *p)
+{
+	if (p->has_image)
+		oci_image_clear(&p->image);
+	oci_store_close(p->store);
+	workload_clear(&p->workload);
+}
+
+static int plan_run(const capsa_vm_config *cfg, struct run_plan *p, capsa_error *err)
+{
+	memset(p, 0, sizeof(*p));
+	if (cfg->image) {
+		p->store = oci_store_open(cfg->store_dir, err);
+		if (!p->store)
+			return error_prefix(err, "opening the image store");
+		if (oci_image_open(p->store, cfg->image, &p->image, err) < 0)
+			return -1;
+		p->has_image = true;
+	}
+	return workload_resolve(cfg, p->has_image ? &p->image.config : NULL, &p->workload, err);
+}
+
+static char *root_image_path(const capsa_vm_config *cfg, struct run_plan *p, capsa_error *err)
+{
+	if (p->has_image)
+		return oci_image_rootfs(p->store, &p->image, err);
+	_cleanup_free_ char *cache_dir = cfg->cache_dir ? strdup(cfg->cache_dir) : default_cache_dir(err);
+	if (!cache_dir)
+		return NULL;
+	char *path = rootfs_image_for_dir(cfg->rootfs_dir, cache_dir, err);
+	if (!path)
+		error_prefix(err, "root filesystem %s", cfg->rootfs_dir);
+	return path;
+}
+
+static int load_guest(struct machine *m, const capsa_vm_config *cfg, const struct workload *w, const char *cmdline,
+		      capsa_error *err)
 {
 	struct kernel_image kernel;
 	if (x86_load_kernel(&m->vm->mem, cfg->kernel_path, &kernel, err) < 0)
 		return -1;
 
 	struct initramfs *ird = NULL;
-	if (initramfs_build_capsa(&ird, cfg->init_path, (const char *const *)cfg->argv.items,
-				  (const char *const *)cfg->env.items, cfg->workdir, cfg->hostname, err) < 0)
+	struct guest_workload gw = {
+		.argv = (const char *const *)w->argv.items,
+		.env = (const char *const *)w->env.items,
+		.workdir = w->workdir,
+		.hostname = cfg->hostname,
+		.user = w->user,
+	};
+	if (initramfs_build_capsa(&ird, cfg->init_path, &gw, err) < 0)
 		return error_prefix(err, "building the initramfs");
 	size_t ird_len;
 	const uint8_t *ird_data = initramfs_data(ird, &ird_len);
@@ -196,21 +253,9 @@ static int report_end(struct vm *vm, enum vm_end end, int *exit_status, capsa_er
 	return error_set(err, EIO, "the VM stopped for no known reason");
 }
 
-CAPSA_API int capsa_vm_run(const capsa_vm_config *cfg, int *exit_status, capsa_error *err)
+static int boot_and_run(const capsa_vm_config *cfg, int kvm_fd, const char *root_image, const struct workload *w,
+			int *exit_status, capsa_error *err)
 {
-	if (check_config(cfg, err) < 0)
-		return -1;
-
-	/* KVM first: on a host that cannot run the guest, fail before any work. */
-	int kvm_fd = kvm_open(err);
-	if (kvm_fd < 0)
-		return -1;
-	_cleanup_free_ char *cache_dir = cfg->cache_dir ? strdup(cfg->cache_dir) : default_cache_dir(err);
-	_cleanup_free_ char *root_image = cache_dir ? rootfs_image_for_dir(cfg->rootfs_dir, cache_dir, err) : NULL;
-	if (!root_image) {
-		close(kvm_fd);
-		return cache_dir ? error_prefix(err, "root filesystem %s", cfg->rootfs_dir) : -1;
-	}
 	struct machine m = { 0 };
 	m.vm = vm_create(kvm_fd, cfg->memory_mib, cfg->cpus, err);
 	if (!m.vm)
@@ -226,11 +271,35 @@ CAPSA_API int capsa_vm_run(const capsa_vm_config *cfg, int *exit_status, capsa_e
 		if (add_block(&m, cfg->disks[i].path, cfg->disks[i].read_only, cmdline, sizeof(cmdline), err) < 0)
 			goto out;
 	}
-	if (load_guest(&m, cfg, cmdline, err) < 0)
+	if (load_guest(&m, cfg, w, cmdline, err) < 0)
 		goto out;
 	r = report_end(m.vm, vm_run(m.vm), exit_status, err);
 out:
 	machine_teardown(&m);
+	return r;
+}
+
+CAPSA_API int capsa_vm_run(const capsa_vm_config *cfg, int *exit_status, capsa_error *err)
+{
+	struct run_plan plan;
+
+	if (check_config(cfg, err) < 0)
+		return -1;
+	int r = plan_run(cfg, &plan, err);
+	if (r == 0) {
+		/* KVM before the root image: on a host that cannot run the
+		 * guest, fail before any work. */
+		int kvm_fd = kvm_open(err);
+		r = -1;
+		if (kvm_fd >= 0) {
+			_cleanup_free_ char *root_image = root_image_path(cfg, &plan, err);
+			if (root_image)
+				r = boot_and_run(cfg, kvm_fd, root_image, &plan.workload, exit_status, err);
+			else
+				close(kvm_fd);
+		}
+	}
+	run_plan_clear(&plan);
 	return r;
 }
 

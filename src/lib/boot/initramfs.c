@@ -28,6 +28,8 @@
  * (MAX_ARG_STRLEN): a longer one would make init's execve fail. */
 #define ARG_STRING_MAX (32 * 4096)
 #define HOSTNAME_MAX 64
+/* "name:group" of at most two 32-character names; room for long numeric ids too. */
+#define USER_SPEC_MAX 256
 
 struct initramfs_name {
 	char *name;   /* as stored: no leading '/' */
@@ -381,9 +383,20 @@ static int add_list(struct initramfs *ird, const char *path, const char *what, c
 	return initramfs_add_file(ird, path, 0444, buf, len, err);
 }
 
-static int add_capsa_entries(struct initramfs *ird, const char *init_path, const char *const *argv,
-			     const char *const *env, const char *workdir, const char *hostname, capsa_error *err)
+/* Writes value as a config file unless it is unset (NULL or ""). */
+static int add_setting(struct initramfs *ird, const char *path, const char *value, capsa_error *err)
 {
+	if (!value || value[0] == '\0')
+		return 0;
+	return initramfs_add_file(ird, path, 0444, value, strlen(value), err);
+}
+
+static int add_capsa_entries(struct initramfs *ird, const char *init_path, const struct guest_workload *w,
+			     capsa_error *err)
+{
+	const char *const *argv = w->argv, *const *env = w->env;
+	const char *workdir = w->workdir, *hostname = w->hostname, *user = w->user;
+
 	if (!init_path)
 		return error_set(err, EINVAL, "no guest init binary given");
 	if (!argv || !argv[0] || argv[0][0] == '\0')
@@ -395,6 +408,8 @@ static int add_capsa_entries(struct initramfs *ird, const char *init_path, const
 			return error_set(err, ENAMETOOLONG, "working directory is longer than %d bytes",
 					 PATH_MAX - 1);
 	}
+	if (user && (strlen(user) > USER_SPEC_MAX || strchr(user, '\n')))
+		return error_set(err, EINVAL, "user '%.80s' is not a user name or uid[:gid]", user);
 	if (hostname && strlen(hostname) > HOSTNAME_MAX)
 		return error_set(err, EINVAL, "hostname '%.80s' is longer than %d characters", hostname,
 				 HOSTNAME_MAX);
@@ -410,23 +425,20 @@ static int add_capsa_entries(struct initramfs *ird, const char *init_path, const
 		return error_prefix(err, "guest init binary");
 	if (env && add_list(ird, CAPSA_CFG_ENV, "environment", env, true, err) < 0)
 		return -1;
-	if (workdir && workdir[0] != '\0' &&
-	    initramfs_add_file(ird, CAPSA_CFG_WORKDIR, 0444, workdir, strlen(workdir), err) < 0)
-		return -1;
-	if (hostname && hostname[0] != '\0' &&
-	    initramfs_add_file(ird, CAPSA_CFG_HOSTNAME, 0444, hostname, strlen(hostname), err) < 0)
+	if (add_setting(ird, CAPSA_CFG_WORKDIR, workdir, err) < 0 ||
+	    add_setting(ird, CAPSA_CFG_HOSTNAME, hostname, err) < 0 || add_setting(ird, CAPSA_CFG_USER, user, err) < 0)
 		return -1;
 	return initramfs_finish(ird, err);
 }
 
-int initramfs_build_capsa(struct initramfs **out, const char *init_path, const char *const *argv,
-			  const char *const *env, const char *workdir, const char *hostname, capsa_error *err)
+int initramfs_build_capsa(struct initramfs **out, const char *init_path, const struct guest_workload *w,
+			  capsa_error *err)
 {
 	struct initramfs *ird = initramfs_new(err);
 
 	if (!ird)
 		return -1;
-	if (add_capsa_entries(ird, init_path, argv, env, workdir, hostname, err) < 0) {
+	if (add_capsa_entries(ird, init_path, w, err) < 0) {
 		initramfs_free(ird);
 		return -1;
 	}

@@ -40,12 +40,18 @@ int initramfs_finish(struct initramfs *ird, capsa_error *err);
  * initramfs_finish(). */
 const uint8_t *initramfs_data(const struct initramfs *ird, size_t *len);
 
+/* What guest init is told to run: the /capsa/ config files of guest_abi.h. */
+struct guest_workload {
+	const char *const *argv;  /* NULL-terminated, argv[0] non-empty */
+	const char *const *env;   /* "KEY=VALUE", NULL-terminated; NULL for none */
+	const char *workdir;      /* NULL or "" for init's defaults, here and below */
+	const char *hostname;
+	const char *user;         /* "name", "uid", "name:group", "uid:gid"; root by default */
+};
+
 /* Builds the finished initramfs for one capsa run: the guest init binary
- * at init_path as /init, /dev/console, and the /capsa/ config files of
- * guest_abi.h. argv must hold at least a non-empty argv[0] and ends with
- * NULL; env ("KEY=VALUE", NULL-terminated), workdir and hostname may be
- * NULL for init's defaults. */
-int initramfs_build_capsa(struct initramfs **out, const char *init_path, const char *const *argv,
-			  const char *const *env, const char *workdir, const char *hostname, capsa_error *err);
+ * at init_path as /init, /dev/console, and the workload's config files. */
+int initramfs_build_capsa(struct initramfs **out, const char *init_path, const struct guest_workload *w,
+			  capsa_error *err);
 
 #endif

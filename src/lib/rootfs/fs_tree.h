@@ -49,6 +49,18 @@ struct fs_node {
 	uint8_t digest[32];
 	bool has_digest;
 
+	/* Bookkeeping while the tree is built from image layers, private
+	 * to layer_tree.c. */
+	struct {
+		uint32_t layer;         /* the last layer that declared this name */
+		uint32_t opaque_done;   /* 1 + the layer that already made it opaque */
+		uint32_t depth;         /* the root is 0 */
+		uint32_t data_layer;    /* regular files: the entry holding the data */
+		uint64_t data_entry;
+		size_t index;           /* position in parent->children */
+		fs_node *link_next, *link_prev; /* ring of an inode's names */
+	} layers;
+
 	/* Image writer state, private to squashfs_writer.c (which also
 	 * releases `inode`: free the writer before the tree). */
 	struct {

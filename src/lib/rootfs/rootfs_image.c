@@ -2,13 +2,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rootfs/atomic_file.h"
 #include "rootfs/dir_scan.h"
 #include "rootfs/file_data.h"
 #include "rootfs/fs_tree.h"
@@ -65,47 +65,27 @@ static int write_image(const char *dir, fs_node *root, int fd, capsa_error *err)
 	if (ret == 0)
 		ret = squashfs_writer_finish(w, root, err);
 	squashfs_writer_free(w);
-	if (ret == 0 && fsync(fd) < 0)
-		ret = error_set_errno(err, errno, "syncing the image");
 	return ret;
 }
 
-/* Makes a completed rename durable. */
-static void sync_parent_dir(const char *path)
+typedef struct image_job {
+	const char *dir;
+	fs_node *root;
+} image_job;
+
+static int fill_image(int fd, void *opaque, capsa_error *err)
 {
-	_cleanup_free_ char *copy = strdup(path);
-	if (!copy)
-		return;
-	_cleanup_close_ int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0)
-		fsync(fd);
+	image_job *job = opaque;
+
+	return write_image(job->dir, job->root, fd, err);
 }
 
-/* Writes the image to a temporary file next to path, then renames it into
- * place, so that path only ever holds complete images. */
+/* path only ever holds complete images. */
 static int write_image_atomically(const char *dir, fs_node *root, const char *path, capsa_error *err)
 {
-	_cleanup_free_ char *tmp = NULL;
+	image_job job = { .dir = dir, .root = root };
 
-	if (asprintf(&tmp, "%s.tmp-XXXXXX", path) < 0) {
-		tmp = NULL;
-		return error_set_errno(err, ENOMEM, "building a path");
-	}
-	int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return error_set_errno(err, errno, "cannot create '%s'", tmp);
-
-	int ret = write_image(dir, root, fd, err);
-	if (close(fd) < 0 && ret == 0)
-		ret = error_set_errno(err, errno, "writing '%s'", tmp);
-	if (ret == 0 && rename(tmp, path) < 0)
-		ret = error_set_errno(err, errno, "cannot rename '%s' to '%s'", tmp, path);
-	if (ret < 0) {
-		unlink(tmp);
-		return -1;
-	}
-	sync_parent_dir(path);
-	return 0;
+	return atomic_file_write(path, fill_image, &job, err);
 }
 
 int rootfs_build_squashfs(const char *dir, const char *out_path, capsa_error *err)
