@@ -75,10 +75,108 @@ CAPSA_API int capsa_vm_config_add_disk(capsa_vm_config *cfg, const char *path, b
 CAPSA_API int capsa_vm_config_set_output(capsa_vm_config *cfg, int stdout_fd, int stderr_fd, int console_fd,
 					 capsa_error *err);
 
+/* Where a started VM's control socket goes: the Unix socket through which
+ * any process reaches the guest's agent (capsa_exec_start and friends).
+ * Default: "control.sock" in a private directory under $XDG_RUNTIME_DIR
+ * (or /tmp), removed with the VM. */
+CAPSA_API int capsa_vm_config_set_control_socket(capsa_vm_config *cfg, const char *path, capsa_error *err);
+/* How long capsa_vm_start waits for the guest agent (default 120000 ms:
+ * emulated hardware boots slowly). */
+CAPSA_API int capsa_vm_config_set_start_timeout_ms(capsa_vm_config *cfg, uint32_t ms, capsa_error *err);
+
 /* Boots the VM, runs the workload to completion and powers the VM off.
  * On success returns 0 and stores the workload's exit status in
  * *exit_status (0..255; 128+N when killed by signal N). */
 CAPSA_API int capsa_vm_run(const capsa_vm_config *cfg, int *exit_status, capsa_error *err);
+
+/* ---- VMs that keep running ------------------------------------------ */
+
+typedef struct capsa_vm capsa_vm;
+
+/* Boots the VM and starts its workload on threads of this process, and
+ * returns once the guest agent answers: the VM is then ready for exec.
+ * Fails if the guest ends or the agent stays silent past the start
+ * timeout. The workload's output goes where capsa_vm_config_set_output
+ * says, as with capsa_vm_run. */
+CAPSA_API capsa_vm *capsa_vm_start(const capsa_vm_config *cfg, capsa_error *err);
+/* The VM's control socket path (valid until capsa_vm_free). */
+CAPSA_API const char *capsa_vm_control_socket(const capsa_vm *vm);
+/* Waits until the workload has ended and the VM is off; its status as for
+ * capsa_vm_run. */
+CAPSA_API int capsa_vm_wait(capsa_vm *vm, int *exit_status, capsa_error *err);
+/* Sends the workload SIGTERM through the agent and waits up to timeout_ms
+ * for the VM to end, then stops it by force. */
+CAPSA_API int capsa_vm_stop(capsa_vm *vm, uint32_t timeout_ms, capsa_error *err);
+/* Stops the VM by force if it still runs, and frees everything. */
+CAPSA_API void capsa_vm_free(capsa_vm *vm);
+
+/* ---- talking to a running VM's agent ---------------------------------
+ * These take a control socket path, so any process can use them, not only
+ * the one running the VM. */
+
+typedef struct capsa_exec_options {
+	const char *const *argv;  /* NULL-terminated, required */
+	const char *const *env;   /* "KEY=VALUE" added to the workload's environment; may be NULL */
+	const char *workdir;      /* NULL: the workload's */
+	const char *user;         /* NULL: the workload's; else name, uid, name:group or uid:gid */
+	bool tty;                 /* run on a new pseudo-terminal (stdout and stderr merged) */
+	uint16_t rows, cols;      /* its size */
+	bool stdin_open;          /* stdin comes from capsa_exec_write, else /dev/null */
+	uint32_t timeout_ms;      /* killed after this long (0: never) */
+} capsa_exec_options;
+
+typedef struct capsa_exec_result {
+	int exit_status;          /* 0..255; 128+N when killed by signal N */
+	int signal;               /* N when killed by signal N, else 0 */
+	bool timed_out;           /* killed because timeout_ms passed */
+	uint64_t duration_us;
+	uint64_t peak_rss_kib;
+} capsa_exec_result;
+
+typedef struct capsa_exec capsa_exec;
+
+typedef enum capsa_exec_event_kind {
+	CAPSA_EXEC_STDOUT = 1,
+	CAPSA_EXEC_STDERR = 2,
+	CAPSA_EXEC_EXIT = 3,      /* the last event */
+} capsa_exec_event_kind;
+
+typedef struct capsa_exec_event {
+	capsa_exec_event_kind kind;
+	const void *data;         /* STDOUT/STDERR bytes, valid until the next call */
+	size_t len;
+	capsa_exec_result result; /* EXIT */
+} capsa_exec_event;
+
+/* Starts a process in the guest. Returns once it runs. */
+CAPSA_API capsa_exec *capsa_exec_start(const char *control_socket, const capsa_exec_options *opts,
+				       capsa_error *err);
+/* Readable (poll) when capsa_exec_next has an event. */
+CAPSA_API int capsa_exec_fd(const capsa_exec *ex);
+CAPSA_API int capsa_exec_write(capsa_exec *ex, const void *data, size_t len, capsa_error *err);
+CAPSA_API int capsa_exec_close_stdin(capsa_exec *ex, capsa_error *err);
+CAPSA_API int capsa_exec_signal(capsa_exec *ex, int signo, capsa_error *err);
+CAPSA_API int capsa_exec_resize(capsa_exec *ex, uint16_t rows, uint16_t cols, capsa_error *err);
+/* Blocks for the next event. */
+CAPSA_API int capsa_exec_next(capsa_exec *ex, capsa_exec_event *ev, capsa_error *err);
+/* Frees the handle; a process still running in the guest is killed. */
+CAPSA_API void capsa_exec_free(capsa_exec *ex);
+
+/* Runs a process to completion: feeds it stdin_data (when opts->stdin_open)
+ * and collects at most max_output bytes of stdout and of stderr into
+ * malloc'd buffers (out/errout may be NULL to discard). */
+CAPSA_API int capsa_exec_run(const char *control_socket, const capsa_exec_options *opts, const void *stdin_data,
+			     size_t stdin_len, size_t max_output, char **out, size_t *out_len, char **errout,
+			     size_t *errout_len, capsa_exec_result *result, capsa_error *err);
+
+/* Writes the guest file guest_path (replaced atomically) with the content
+ * read from src_fd up to its end, with permission bits mode. */
+CAPSA_API int capsa_file_write(const char *control_socket, const char *guest_path, uint32_t mode, int src_fd,
+			       capsa_error *err);
+/* Copies the guest file guest_path to dst_fd. */
+CAPSA_API int capsa_file_read(const char *control_socket, const char *guest_path, int dst_fd, capsa_error *err);
+/* Sends signo to the workload's process group. */
+CAPSA_API int capsa_workload_signal(const char *control_socket, int signo, capsa_error *err);
 
 /* ---- images ----------------------------------------------------------- */
 

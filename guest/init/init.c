@@ -14,6 +14,8 @@
  * Built static with musl; one file so the whole boot path reads top down
  * (user.c resolves the workload's user).
  */
+#include "agent.h"
+#include "agent_proto.h"
 #include "guest_abi.h"
 #include "user.h"
 
@@ -669,8 +671,12 @@ static unsigned int wait_status_to_exit(int status)
  * PID 1), forwards termination signals to the workload's process group,
  * and returns the workload's exit status once it has exited and its
  * pending output has been copied. */
+/* Called once the workload runs, with init's descriptors a helper process
+ * must close. */
+typedef void workload_started_fn(pid_t pid, const int *init_fds, size_t n_fds);
+
 static unsigned int run_workload(const struct config *cfg, const struct workload_user *user,
-				 const sigset_t *signals)
+				 const sigset_t *signals, workload_started_fn *started)
 {
 	int out_pipe[2], err_pipe[2], sfd;
 	struct pollfd pfd[3];
@@ -692,6 +698,7 @@ static unsigned int run_workload(const struct config *cfg, const struct workload
 
 	close(out_pipe[1]);
 	close(err_pipe[1]);
+	started(pid, (const int[]){ sfd, out_pipe[0], err_pipe[0] }, 3);
 	fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
 	fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
 
@@ -744,6 +751,44 @@ static unsigned int run_workload(const struct config *cfg, const struct workload
 	return status;
 }
 
+/* ---- the agent ------------------------------------------------------------ */
+
+/* Serves the host's exec, file and signal requests over vsock (agent.c),
+ * in a process of its own beside the workload. A kernel without vsock
+ * means no agent, not a failed run: a note on the console only, the
+ * workload's stderr stays its own. */
+static struct agent_workload agent_workload;
+
+static void start_agent(pid_t workload_pid, const int *init_fds, size_t n_fds)
+{
+	int fd = agent_listen_vsock(CAPSA_AGENT_PORT);
+	pid_t pid;
+
+	if (fd < 0) {
+		if (console_fd >= 0)
+			dprintf(console_fd, "capsa: guest init: warning: no agent (vsock port %d: %s)\n",
+				CAPSA_AGENT_PORT, strerror(errno));
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		for (size_t i = 0; i < n_fds; i++)
+			close(init_fds[i]);
+		agent_workload.pid = workload_pid;
+		agent_serve(fd, &agent_workload);
+		if (console_fd >= 0)
+			dprintf(console_fd, "capsa: guest init: agent stopped: %s\n", strerror(errno));
+		_exit(1);
+	}
+	if (pid < 0 && console_fd >= 0)
+		dprintf(console_fd, "capsa: guest init: warning: no agent (fork: %s)\n", strerror(errno));
+	close(fd);
+}
+
 int main(void)
 {
 	struct config cfg = { 0 };
@@ -771,6 +816,7 @@ int main(void)
 	if (mkdir_p(cfg.workdir, 0755) < 0)
 		init_fail(errno, "create working directory %s", cfg.workdir);
 	resolve_workload_user(&cfg, &user);
+	agent_workload = (struct agent_workload){ .env = cfg.env, .workdir = cfg.workdir, .user = cfg.user };
 
-	finish(run_workload(&cfg, &user, &signals));
+	finish(run_workload(&cfg, &user, &signals, start_agent));
 }

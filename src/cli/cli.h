@@ -22,6 +22,12 @@ int cmd_load(int argc, char **argv);
 int cmd_images(int argc, char **argv);
 int cmd_rmi(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_ps(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_cp(int argc, char **argv);
 
 /* The default image store, or NULL after printing why. */
 capsa_image_store *cli_open_store(void);
@@ -44,5 +50,21 @@ void cli_pull_options_free(struct cli_pull_options *o);
 /* Pulls ref with progress on stderr unless quiet; prints errors. *name
  * (may be NULL) gets the stored name. */
 int cli_pull(capsa_image_store *store, const char *ref, const struct cli_pull_options *o, char **name);
+
+/* What `capsa run -d` records about the VM it starts. */
+struct cli_detach {
+	const char *name;                /* --name, or NULL */
+	const char *image;               /* the image reference, or the --rootfs directory */
+	const char *entrypoint;          /* --entrypoint, or NULL */
+	const char *const *command;      /* the command given, or NULL */
+};
+
+/* Checks the detach options before any work (pulling, building); prints
+ * what is wrong. */
+int cli_detach_check(const struct cli_detach *d, bool detached);
+/* Starts the VM cfg describes in a process of its own and prints its id
+ * once it is ready. Returns the exit status for capsa run (in the process
+ * that ran the VM too, once the VM has ended). */
+int cli_run_detached(capsa_vm_config *cfg, const struct cli_detach *d);
 
 #endif

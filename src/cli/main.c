@@ -12,6 +12,12 @@ static const struct {
 	const char *summary;
 } verbs[] = {
 	{ "run", cmd_run, "run an image (or a root filesystem) in a new microVM" },
+	{ "exec", cmd_exec, "run a command in a running VM (started with run -d)" },
+	{ "ps", cmd_ps, "list VMs started with run -d" },
+	{ "logs", cmd_logs, "print a detached VM's output" },
+	{ "stop", cmd_stop, "stop running VMs" },
+	{ "rm", cmd_rm, "remove ended VMs" },
+	{ "cp", cmd_cp, "copy a file between the host and a running VM" },
 	{ "pull", cmd_pull, "download an image from a registry or an OCI layout" },
 	{ "load", cmd_load, "load images from a docker save archive" },
 	{ "images", cmd_images, "list stored images" },

@@ -19,6 +19,9 @@ static void run_usage(FILE *out)
 		"exit status (capsa's own errors exit with %d). With an image, COMMAND\n"
 		"replaces the image's Cmd and follows its Entrypoint, as with docker run.\n\n"
 		"Options:\n"
+		"  -d, --detach        start the VM in the background, print its id and return once\n"
+		"                      it is ready (see capsa exec, ps, logs, stop, rm, cp)\n"
+		"  --name NAME         a name for the detached VM, usable wherever its id is\n"
 		"  --rootfs DIR        directory to use as the guest's root filesystem (read-only\n"
 		"                      image; writes go to a throwaway overlay)\n"
 		"  --entrypoint CMD    replace the image's Entrypoint ('' clears it)\n"
@@ -75,7 +78,7 @@ static int parse_cpus(const char *text, uint32_t *cpus)
 
 enum {
 	OPT_ROOTFS = 256, OPT_DISK, OPT_HOSTNAME, OPT_CONSOLE, OPT_KERNEL, OPT_INIT, OPT_ENTRYPOINT, OPT_ENV_FILE,
-	OPT_PULL, OPT_PLATFORM, OPT_INSECURE,
+	OPT_PULL, OPT_PLATFORM, OPT_INSECURE, OPT_NAME,
 };
 
 static const struct option run_options[] = {
@@ -96,6 +99,10 @@ static const struct option run_options[] = {
 	{ "platform", required_argument, NULL, OPT_PLATFORM },
 	{ "insecure-registry", required_argument, NULL, OPT_INSECURE },
 	{ "quiet", no_argument, NULL, 'q' },
+	{ "detach", no_argument, NULL, 'd' },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "interactive", no_argument, NULL, 'i' },
+	{ "tty", no_argument, NULL, 't' },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -155,16 +162,19 @@ int cmd_run(int argc, char **argv)
 	struct cli_pull_options pull = { 0 };
 	enum pull_policy policy = PULL_MISSING;
 	bool have_rootfs = false;
+	struct cli_detach detach = { 0 };
+	bool detached = false;
 	int status = CLI_EXIT_FAILURE;
 	int c;
 	optind = 1;
 	/* '+': options end at the first non-option, which starts the command. */
-	while ((c = getopt_long(argc, argv, "+e:w:m:c:u:qh", run_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+e:w:m:c:u:qdith", run_options, NULL)) != -1) {
 		int r = 0;
 		switch (c) {
 		case OPT_ROOTFS:
 			r = capsa_vm_config_set_rootfs_dir(cfg, optarg, &err);
 			have_rootfs = true;
+			detach.image = optarg;
 			break;
 		case 'e':
 			r = capsa_vm_config_add_env(cfg, optarg, &err);
@@ -209,6 +219,7 @@ int cmd_run(int argc, char **argv)
 			/* docker takes one executable here, not a command line. */
 			const char *ep[] = { optarg, NULL };
 			r = capsa_vm_config_set_entrypoint(cfg, optarg[0] ? ep : ep + 1, &err);
+			detach.entrypoint = optarg;
 			break;
 		}
 		case OPT_ENV_FILE:
@@ -240,6 +251,17 @@ int cmd_run(int argc, char **argv)
 		case 'q':
 			pull.quiet = true;
 			break;
+		case 'd':
+			detached = true;
+			break;
+		case OPT_NAME:
+			detach.name = optarg;
+			break;
+		case 'i':
+		case 't':
+			cli_error("run -i/-t is not supported yet; start the VM with run -d (e.g. with the command "
+				  "'sleep infinity') and use 'capsa exec -it VM sh'");
+			goto out;
 		case 'h':
 			run_usage(stdout);
 			status = 0;
@@ -253,6 +275,8 @@ int cmd_run(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (cli_detach_check(&detach, detached) < 0)
+		goto out;
 	const char *image = NULL;
 	if (!have_rootfs) {
 		if (optind >= argc) {
@@ -268,6 +292,8 @@ int cmd_run(int argc, char **argv)
 		cli_error("run needs a command to run, e.g. capsa run --rootfs DIR -- /bin/sh -c 'echo hi'");
 		goto out;
 	}
+	if (optind < argc)
+		detach.command = (const char *const *)argv + optind;
 	if (optind < argc && capsa_vm_config_set_command(cfg, (const char *const *)argv + optind, &err) < 0) {
 		cli_error_from(&err);
 		goto out;
@@ -292,6 +318,12 @@ int cmd_run(int argc, char **argv)
 
 	if (image && ensure_image(image, policy, &pull) < 0)
 		goto out;
+	if (detached) {
+		if (image)
+			detach.image = image;
+		status = cli_run_detached(cfg, &detach);
+		goto out;
+	}
 	int exit_status;
 	if (capsa_vm_run(cfg, &exit_status, &err) < 0) {
 		cli_error_from(&err);

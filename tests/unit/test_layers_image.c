@@ -159,6 +159,7 @@ static void write_entry(struct archive *a, const tent *t)
 		size = t->size;
 		big = calloc(1, size);
 		memcpy(big + 4096, t->data, strlen(t->data));
+		archive_entry_set_size(e, (la_int64_t)size);    /* regions must lie within it */
 		archive_entry_sparse_add_entry(e, 4096, (la_int64_t)strlen(t->data));
 		break;
 	case 'd':

@@ -33,6 +33,7 @@ CAPSA_API capsa_vm_config *capsa_vm_config_new(capsa_error *err)
 	cfg->stdout_fd = 1;
 	cfg->stderr_fd = 2;
 	cfg->console_fd = -1;
+	cfg->start_timeout_ms = CONFIG_DEFAULT_START_TIMEOUT_MS;
 	return cfg;
 }
 
@@ -46,6 +47,7 @@ CAPSA_API void capsa_vm_config_free(capsa_vm_config *cfg)
 	free(cfg->image);
 	free(cfg->store_dir);
 	free(cfg->user);
+	free(cfg->control_socket);
 	strv_clear(&cfg->entrypoint);
 	free(cfg->cache_dir);
 	strv_clear(&cfg->argv);
@@ -140,6 +142,22 @@ CAPSA_API int capsa_vm_config_set_hostname(capsa_vm_config *cfg, const char *nam
 	if (name && strlen(name) > 64)
 		return error_set(err, EINVAL, "hostname '%s' is longer than 64 characters", name);
 	return replace_string(&cfg->hostname, name, "hostname", err);
+}
+
+CAPSA_API int capsa_vm_config_set_control_socket(capsa_vm_config *cfg, const char *path, capsa_error *err)
+{
+	/* Room for the "_<port>" suffix of guest-initiated connections. */
+	if (path && strlen(path) > 96)
+		return error_set(err, ENAMETOOLONG, "control socket path '%s' is longer than 96 bytes", path);
+	return replace_string(&cfg->control_socket, path, "control socket path", err);
+}
+
+CAPSA_API int capsa_vm_config_set_start_timeout_ms(capsa_vm_config *cfg, uint32_t ms, capsa_error *err)
+{
+	if (ms == 0)
+		return error_set(err, EINVAL, "the start timeout must be positive");
+	cfg->start_timeout_ms = ms;
+	return 0;
 }
 
 CAPSA_API int capsa_vm_config_set_memory_mib(capsa_vm_config *cfg, uint32_t mib, capsa_error *err)

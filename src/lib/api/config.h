@@ -13,6 +13,7 @@
 #define CONFIG_DEFAULT_MEMORY_MIB 512
 #define CONFIG_MIN_MEMORY_MIB 64
 #define CONFIG_MAX_MEMORY_MIB (1024 * 1024)
+#define CONFIG_DEFAULT_START_TIMEOUT_MS 120000
 
 struct config_disk {
 	char *path;
@@ -31,6 +32,8 @@ struct capsa_vm_config {
 	struct strv entrypoint; /* replaces the image's Entrypoint when entrypoint_set */
 	bool entrypoint_set;
 	char *user;
+	char *control_socket;
+	uint32_t start_timeout_ms;
 	struct strv env;
 	char *workdir;
 	char *hostname;

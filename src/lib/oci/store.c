@@ -17,6 +17,7 @@
 #include "oci/store_internal.h"
 #include "util/cleanup.h"
 #include "util/error.h"
+#include "util/fs.h"
 
 char *store_path_join(const char *a, const char *b, capsa_error *err)
 {
@@ -55,86 +56,6 @@ int store_lock_path(const char *path, int op, capsa_error *err)
 			return error_set_errno(err, errno, "cannot stat lock file '%s'", path);
 		}
 	}
-}
-
-int store_sync_dir(const char *dir, capsa_error *err)
-{
-	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd < 0)
-		return error_set_errno(err, errno, "cannot open directory '%s'", dir);
-	if (fsync(fd) < 0 && errno != EINVAL)
-		return error_set_errno(err, errno, "cannot sync directory '%s'", dir);
-	return 0;
-}
-
-static int write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-int store_write_file_atomically(oci_store *s, const char *final_path, const void *data, size_t len,
-				capsa_error *err)
-{
-	_cleanup_free_ char *tmp = NULL;
-	_cleanup_free_ char *dir_copy = strdup(final_path);
-
-	if (!dir_copy || asprintf(&tmp, "%s/write-XXXXXX", s->tmp_dir) < 0) {
-		tmp = NULL;
-		return error_set_errno(err, ENOMEM, "building a path");
-	}
-	int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return error_set_errno(err, errno, "cannot create a temporary file in '%s'", s->tmp_dir);
-	int ret = 0;
-	if (fchmod(fd, 0644) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0)
-		ret = error_set_errno(err, errno, "cannot write '%s'", tmp);
-	if (close(fd) < 0 && ret == 0)
-		ret = error_set_errno(err, errno, "cannot write '%s'", tmp);
-	if (ret == 0 && rename(tmp, final_path) < 0)
-		ret = error_set_errno(err, errno, "cannot rename '%s' to '%s'", tmp, final_path);
-	if (ret < 0) {
-		unlink(tmp);
-		return -1;
-	}
-	return store_sync_dir(dirname(dir_copy), err);
-}
-
-static int mkdir_p(const char *path, capsa_error *err)
-{
-	_cleanup_free_ char *copy = strdup(path);
-
-	if (!copy)
-		return error_set_errno(err, ENOMEM, "building a path");
-	for (char *p = copy + 1;; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char saved = *p;
-
-		*p = '\0';
-		if (mkdir(copy, 0755) < 0 && errno != EEXIST)
-			return error_set_errno(err, errno, "cannot create directory '%s'", copy);
-		*p = saved;
-		if (saved == '\0')
-			break;
-	}
-	struct stat st;
-	if (stat(path, &st) < 0)
-		return error_set_errno(err, errno, "cannot create directory '%s'", path);
-	if (!S_ISDIR(st.st_mode))
-		return error_set(err, ENOTDIR, "'%s' is not a directory", path);
-	return 0;
 }
 
 char *oci_store_default_root(capsa_error *err)
@@ -204,7 +125,8 @@ oci_store *oci_store_open(const char *root, capsa_error *err)
 	    !(s->images_path = store_path_join(s->root, "images.json", err)) ||
 	    !(s->images_lock = store_path_join(s->root, "images.lock", err)))
 		goto fail;
-	if (mkdir_p(s->blobs_dir, err) < 0 || mkdir_p(s->tmp_dir, err) < 0 || mkdir_p(s->rootfs_dir, err) < 0)
+	if (fs_mkdir_p(s->blobs_dir, 0755, err) < 0 || fs_mkdir_p(s->tmp_dir, 0755, err) < 0 ||
+	    fs_mkdir_p(s->rootfs_dir, 0755, err) < 0)
 		goto fail;
 
 	lock_path = store_path_join(s->root, "store.lock", err);

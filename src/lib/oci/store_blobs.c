@@ -14,6 +14,7 @@
 #include "oci/store_internal.h"
 #include "util/cleanup.h"
 #include "util/error.h"
+#include "util/fs.h"
 
 #define COPY_CHUNK (64 * 1024)
 
@@ -352,7 +353,7 @@ int oci_blob_writer_commit(oci_blob_writer *w, char out_digest[OCI_DIGEST_STRING
 	else if (ret == 0 && rename(w->tmp_path, final) < 0)
 		ret = error_set_errno(err, errno, "cannot rename '%s' to '%s'", w->tmp_path, final);
 	if (ret == 0)
-		ret = store_sync_dir(w->s->blobs_dir, err);
+		ret = fs_sync_dir(w->s->blobs_dir, err);
 	if (ret < 0 && !w->digest[0])
 		writer_discard(w);
 	if (w->fd >= 0)

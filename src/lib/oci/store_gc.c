@@ -17,6 +17,7 @@
 #include "oci/store_internal.h"
 #include "util/cleanup.h"
 #include "util/error.h"
+#include "util/fs.h"
 
 typedef struct hex_set {
 	char (*v)[OCI_DIGEST_HEX_LEN + 1];
@@ -110,7 +111,7 @@ static int remove_blobs(oci_store *s, const hex_set *reachable, oci_gc_stats *st
 			count_removed(stats, &stats->blobs_removed, &st);
 	}
 	closedir(dir);
-	return store_sync_dir(s->blobs_dir, err);
+	return fs_sync_dir(s->blobs_dir, err);
 }
 
 static int remove_root_images(oci_store *s, const hex_set *named, oci_gc_stats *stats, capsa_error *err)
@@ -139,7 +140,7 @@ static int remove_root_images(oci_store *s, const hex_set *named, oci_gc_stats *
 			count_removed(stats, image ? &stats->rootfs_removed : &stats->partials_removed, &st);
 	}
 	closedir(dir);
-	return store_sync_dir(s->rootfs_dir, err);
+	return fs_sync_dir(s->rootfs_dir, err);
 }
 
 /* Removes one file of tmp/ when it is stale and nobody holds its lock:
@@ -198,7 +199,7 @@ static int remove_temporaries(oci_store *s, oci_gc_stats *stats, capsa_error *er
 		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
 			remove_temporary(s, dirfd(dir), de->d_name, stats);
 	closedir(dir);
-	return store_sync_dir(s->tmp_dir, err);
+	return fs_sync_dir(s->tmp_dir, err);
 }
 
 static int collect(oci_store *s, oci_gc_stats *stats, capsa_error *err)

@@ -36,14 +36,6 @@ char *store_path_join(const char *a, const char *b, capsa_error *err);
  * -1 with EWOULDBLOCK in err when LOCK_NB and the lock is busy. */
 int store_lock_path(const char *path, int op, capsa_error *err);
 
-/* fsync()s a directory so that a rename or unlink in it is durable. */
-int store_sync_dir(const char *dir, capsa_error *err);
-
-/* Replaces final_path with data: a temporary file in <root>/tmp, fsync'd,
- * renamed over final_path, and the directory synced. */
-int store_write_file_atomically(oci_store *s, const char *final_path, const void *data, size_t len,
-				capsa_error *err);
-
 /* "sha256:" and the first 12 hex digits of a validated digest, the way
  * ids are shown to people. */
 #define STORE_SHORT_DIGEST_FMT "%.19s…"

@@ -17,6 +17,7 @@
 #include "oci/store.h"
 #include "oci/store_internal.h"
 #include "util/cleanup.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 
 #define IMAGES_FORMAT_VERSION 1
@@ -211,7 +212,7 @@ static int records_save(oci_store *s, record_list *l, capsa_error *err)
 		line = NULL;
 		return error_set_errno(err, ENOMEM, "writing '%s'", s->images_path);
 	}
-	return store_write_file_atomically(s, s->images_path, line, strlen(line), err);
+	return atomic_file_write_data(s->images_path, line, strlen(line), 0644, err);
 }
 
 static int lock_names(oci_store *s, int op, capsa_error *err)

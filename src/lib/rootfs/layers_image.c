@@ -13,7 +13,7 @@
 #include <archive_entry.h>
 
 #include "oci/digest.h"
-#include "rootfs/atomic_file.h"
+#include "util/atomic_file.h"
 #include "rootfs/fs_tree.h"
 #include "rootfs/layer_path.h"
 #include "rootfs/layer_tree.h"
@@ -110,7 +110,7 @@ static int archive_fail(blob_reader *r, capsa_error *err, const char *what)
 		return error_set_errno(err, r->read_errno, "%s: reading '%s'", what, r->path);
 	/* Messages may quote names from the archive. */
 	return error_set(err, archive_errno(r->ar) == ENOMEM ? ENOMEM : EINVAL, "%s: %s", what,
-			 msg ? layer_path_printable(msg, shown, sizeof(shown)) : "libarchive failed");
+			 msg ? layer_path_printable(msg, shown, sizeof(shown)) : "corrupt or unsupported data");
 }
 
 static blob_reader *reader_open(const char *path, capsa_error *err)

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "rootfs/atomic_file.h"
+#include "util/atomic_file.h"
 #include "rootfs/dir_scan.h"
 #include "rootfs/file_data.h"
 #include "rootfs/fs_tree.h"
@@ -16,6 +16,7 @@
 #include "rootfs/tree_key.h"
 #include "util/cleanup.h"
 #include "util/error.h"
+#include "util/fs.h"
 
 static void fs_node_freep(fs_node **node)
 {
@@ -99,32 +100,6 @@ int rootfs_build_squashfs(const char *dir, const char *out_path, capsa_error *er
 
 /* ---- cache ---------------------------------------------------------- */
 
-static int mkdir_p(const char *path, capsa_error *err)
-{
-	_cleanup_free_ char *copy = strdup(path);
-
-	if (!copy)
-		return error_set_errno(err, ENOMEM, "building a path");
-	for (char *p = copy + 1; ; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char saved = *p;
-
-		*p = '\0';
-		if (mkdir(copy, 0777) < 0 && errno != EEXIST)
-			return error_set_errno(err, errno, "cannot create directory '%s'", copy);
-		*p = saved;
-		if (saved == '\0')
-			break;
-	}
-	struct stat st;
-	if (stat(path, &st) < 0)
-		return error_set_errno(err, errno, "cannot create directory '%s'", path);
-	if (!S_ISDIR(st.st_mode))
-		return error_set(err, ENOTDIR, "'%s' is not a directory", path);
-	return 0;
-}
-
 static uint64_t le_bytes(const uint8_t *p, int n)
 {
 	uint64_t v = 0;
@@ -158,7 +133,7 @@ static char *image_for_dir(const char *dir, const char *cache_dir, capsa_error *
 	char key[TREE_KEY_HEX_SIZE];
 	char *path = NULL;
 
-	if (mkdir_p(cache_dir, err) < 0 || dir_scan(dir, &root, err) < 0 ||
+	if (fs_mkdir_p(cache_dir, 0777, err) < 0 || dir_scan(dir, &root, err) < 0 ||
 	    tree_key_compute(dir, root, key, err) < 0)
 		return NULL;
 	if (asprintf(&path, "%s/%s.sqfs", cache_dir, key) < 0) {

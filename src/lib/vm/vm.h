@@ -20,6 +20,7 @@ enum vm_end {
 	VM_END_POWER_OFF,     /* guest shut down without reporting */
 	VM_END_RESET,         /* guest rebooted (reboot, kernel panic, triple fault) */
 	VM_END_ERROR,         /* KVM or the VMM failed; see vm->end_error */
+	VM_END_STOPPED,       /* stopped by force from the host (capsa_vm_stop) */
 };
 
 struct vm {

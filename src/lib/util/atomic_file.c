@@ -1,4 +1,4 @@
-#include "rootfs/atomic_file.h"
+#include "util/atomic_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,18 +8,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include "util/cleanup.h"
+#include "util/fs.h"
 #include "util/error.h"
 
 /* Makes a completed rename durable. */
-static void sync_parent_dir(const char *path)
+static int sync_parent_dir(const char *path, capsa_error *err)
 {
 	_cleanup_free_ char *copy = strdup(path);
 	if (!copy)
-		return;
-	_cleanup_close_ int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0)
-		fsync(fd);
+		return error_set(err, ENOMEM, "out of memory");
+	return fs_sync_dir(dirname(copy), err);
 }
 
 int atomic_file_write(const char *path, atomic_fill_fn fill, void *opaque, capsa_error *err)
@@ -45,6 +46,27 @@ int atomic_file_write(const char *path, atomic_fill_fn fill, void *opaque, capsa
 		unlink(tmp);
 		return -1;
 	}
-	sync_parent_dir(path);
+	return sync_parent_dir(path, err);
+}
+
+struct data_fill {
+	const void *data;
+	size_t len;
+	mode_t mode;
+};
+
+static int fill_with_data(int fd, void *opaque, capsa_error *err)
+{
+	const struct data_fill *d = opaque;
+
+	if (fchmod(fd, d->mode) < 0 || fs_write_all(fd, d->data, d->len) < 0)
+		return error_set_errno(err, errno, "writing");
 	return 0;
+}
+
+int atomic_file_write_data(const char *path, const void *data, size_t len, mode_t mode, capsa_error *err)
+{
+	struct data_fill d = { data, len, mode };
+
+	return atomic_file_write(path, fill_with_data, &d, err);
 }

@@ -1,0 +1,270 @@
+/* capsa_vm_start and friends: a VM whose vCPUs run on threads of this
+ * process while the caller goes on, reachable through its control socket
+ * (the vsock device's Unix socket) until it ends. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/client.h"
+#include "agent_proto.h"
+#include "api/machine.h"
+#include "util/cleanup.h"
+#include "util/error.h"
+#include "vm/kvm.h"
+
+struct capsa_vm {
+	struct run_plan plan;
+	struct machine machine;
+	char *control_socket;
+	char *private_dir;      /* made for a default control socket; removed at free */
+
+	pthread_t thread;
+	bool thread_started;
+	pthread_mutex_t lock;
+	pthread_cond_t finished_cond;
+	bool finished;          /* the VM ended; result fields are set */
+	bool joined;
+	int result;             /* report_end's */
+	int exit_status;
+	capsa_error end_error;
+};
+
+static void *vm_thread(void *opaque)
+{
+	capsa_vm *vm = opaque;
+	capsa_error err = { 0 };
+	int status = 0;
+	int r = report_end(vm->machine.vm, vm_run(vm->machine.vm), &status, &err);
+
+	pthread_mutex_lock(&vm->lock);
+	vm->result = r;
+	vm->exit_status = status;
+	vm->end_error = err;
+	vm->finished = true;
+	pthread_cond_broadcast(&vm->finished_cond);
+	pthread_mutex_unlock(&vm->lock);
+	return NULL;
+}
+
+/* A private directory for the control socket: under $XDG_RUNTIME_DIR when
+ * there is one (per-user, cleaned at logout), else /tmp. */
+static int make_private_socket(capsa_vm *vm, capsa_error *err)
+{
+	const char *runtime = getenv("XDG_RUNTIME_DIR");
+	char *dir = NULL;
+
+	if (asprintf(&dir, "%s/capsa-vm-XXXXXX", runtime && runtime[0] == '/' ? runtime : "/tmp") < 0)
+		return error_set(err, ENOMEM, "out of memory");
+	if (!mkdtemp(dir)) {
+		int e = errno;
+		free(dir);
+		return error_set_errno(err, e, "creating a directory for the control socket");
+	}
+	vm->private_dir = dir;
+	if (asprintf(&vm->control_socket, "%s/control.sock", dir) < 0) {
+		vm->control_socket = NULL;
+		return error_set(err, ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static bool vm_finished(capsa_vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	bool done = vm->finished;
+	pthread_mutex_unlock(&vm->lock);
+	return done;
+}
+
+/* Waits for the VM to finish, at most timeout_ms (< 0: for ever). */
+static bool wait_finished(capsa_vm *vm, int timeout_ms)
+{
+	struct timespec deadline;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&vm->lock);
+	while (!vm->finished) {
+		if (timeout_ms < 0)
+			pthread_cond_wait(&vm->finished_cond, &vm->lock);
+		else if (pthread_cond_timedwait(&vm->finished_cond, &vm->lock, &deadline) == ETIMEDOUT)
+			break;
+	}
+	bool done = vm->finished;
+	pthread_mutex_unlock(&vm->lock);
+	return done;
+}
+
+static void join_thread(capsa_vm *vm)
+{
+	if (vm->thread_started && !vm->joined) {
+		pthread_join(vm->thread, NULL);
+		vm->joined = true;
+	}
+}
+
+/* Polls the agent until it answers, the VM ends, or the time is up. */
+static int wait_for_agent(capsa_vm *vm, uint32_t timeout_ms, capsa_error *err)
+{
+	struct timespec start, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		capsa_error attempt = { 0 };
+		int fd = agent_connect(vm->control_socket, CAPSA_AGENT_PORT, 0, 1000, &attempt);
+		if (fd >= 0) {
+			int r = agent_ping(fd, 5000, &attempt);
+			close(fd);
+			if (r == 0)
+				return 0;
+		}
+		if (vm_finished(vm)) {
+			join_thread(vm);
+			if (vm->result < 0) {
+				*err = vm->end_error;
+				return error_prefix(err, "the VM ended before its agent answered");
+			}
+			return error_set(err, ECHILD, "the workload ended (status %d) before the VM was ready; "
+					 "give a command that keeps running", vm->exit_status);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		uint64_t elapsed_ms = (uint64_t)(now.tv_sec - start.tv_sec) * 1000 +
+				      (uint64_t)((now.tv_nsec - start.tv_nsec) / 1000000);
+		if (elapsed_ms >= timeout_ms)
+			return error_set(err, ETIMEDOUT, "the guest agent did not answer within %u ms (%s)", timeout_ms,
+					 attempt.message[0] ? attempt.message : "no reply");
+		usleep(50 * 1000);
+	}
+}
+
+/* KVM before the root image: on a host that cannot run the guest, fail
+ * before any work. */
+static int prepare(capsa_vm *vm, const capsa_vm_config *cfg, capsa_error *err)
+{
+	int kvm_fd = kvm_open(err);
+	if (kvm_fd < 0)
+		return -1;
+	_cleanup_free_ char *root_image = root_image_path(cfg, &vm->plan, err);
+	if (!root_image) {
+		close(kvm_fd);
+		return -1;
+	}
+	return machine_prepare(&vm->machine, cfg, kvm_fd, root_image, &vm->plan.workload, vm->control_socket, err);
+}
+
+CAPSA_API capsa_vm *capsa_vm_start(const capsa_vm_config *cfg, capsa_error *err)
+{
+	capsa_vm *vm = calloc(1, sizeof(*vm));
+
+	if (!vm) {
+		error_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->finished_cond, NULL);
+	if (check_config(cfg, err) < 0 || plan_run(cfg, &vm->plan, err) < 0)
+		goto fail;
+	if (cfg->control_socket) {
+		vm->control_socket = strdup(cfg->control_socket);
+		if (!vm->control_socket) {
+			error_set(err, ENOMEM, "out of memory");
+			goto fail;
+		}
+	} else if (make_private_socket(vm, err) < 0) {
+		goto fail;
+	}
+
+	if (prepare(vm, cfg, err) < 0)
+		goto fail;
+	if (pthread_create(&vm->thread, NULL, vm_thread, vm) != 0) {
+		error_set(err, EAGAIN, "cannot start the VM's thread");
+		goto fail;
+	}
+	vm->thread_started = true;
+	if (wait_for_agent(vm, cfg->start_timeout_ms, err) < 0)
+		goto fail;
+	return vm;
+fail:
+	capsa_vm_free(vm);
+	return NULL;
+}
+
+CAPSA_API const char *capsa_vm_control_socket(const capsa_vm *vm)
+{
+	return vm->control_socket;
+}
+
+CAPSA_API int capsa_vm_wait(capsa_vm *vm, int *exit_status, capsa_error *err)
+{
+	wait_finished(vm, -1);
+	join_thread(vm);
+	if (vm->result < 0) {
+		if (err)
+			*err = vm->end_error;
+		return -1;
+	}
+	if (exit_status)
+		*exit_status = vm->exit_status;
+	return 0;
+}
+
+static void force_stop(capsa_vm *vm)
+{
+	if (!vm->thread_started || vm_finished(vm))
+		return;
+	vm_request_stop(vm->machine.vm, VM_END_STOPPED, NULL);
+	wait_finished(vm, -1);
+}
+
+CAPSA_API int capsa_vm_stop(capsa_vm *vm, uint32_t timeout_ms, capsa_error *err)
+{
+	(void)err;
+	if (!vm->thread_started || vm_finished(vm))
+		return 0;
+	/* The answer is not awaited: the workload's end may power the VM off
+	 * before it leaves. A workload that ignores SIGTERM meets the force
+	 * below. */
+	capsa_error ignored = { 0 };
+	int fd = agent_connect(vm->control_socket, CAPSA_AGENT_PORT, 0, 5000, &ignored);
+	if (fd >= 0)
+		agent_send_workload_signal(fd, SIGTERM, &ignored);
+	if (timeout_ms > INT32_MAX)
+		timeout_ms = INT32_MAX;
+	if (!wait_finished(vm, (int)timeout_ms))
+		force_stop(vm);
+	if (fd >= 0)
+		close(fd);
+	join_thread(vm);
+	return 0;
+}
+
+CAPSA_API void capsa_vm_free(capsa_vm *vm)
+{
+	if (!vm)
+		return;
+	force_stop(vm);
+	join_thread(vm);
+	if (vm->machine.vm)
+		machine_teardown(&vm->machine);
+	run_plan_clear(&vm->plan);
+	if (vm->private_dir) {
+		if (vm->control_socket)
+			unlink(vm->control_socket);
+		rmdir(vm->private_dir);
+	}
+	free(vm->private_dir);
+	free(vm->control_socket);
+	pthread_cond_destroy(&vm->finished_cond);
+	pthread_mutex_destroy(&vm->lock);
+	free(vm);
+}
