@@ -73,6 +73,7 @@ e2e: build kernel
 
 bench: build kernel rootfs
 	$(WITH_KVM) -- $(PYTHON) bench/boot
+	$(WITH_KVM) -- $(PYTHON) bench/exec
 	$(PYTHON) bench/pull
 
 clean:

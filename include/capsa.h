@@ -92,6 +92,16 @@ CAPSA_API int capsa_vm_run(const capsa_vm_config *cfg, int *exit_status, capsa_e
 /* ---- VMs that keep running ------------------------------------------ */
 
 typedef struct capsa_vm capsa_vm;
+typedef struct capsa_exec capsa_exec;
+
+/* An interactive workload (capsa run -i/-t): it gets stdin from the caller
+ * and, with tty, a pseudo-terminal of rows x cols. capsa_vm_start then
+ * returns with the workload started through the guest agent: talk to it
+ * with capsa_vm_workload() and the capsa_exec_* calls, and once its EXIT
+ * event came, end the VM with capsa_vm_stop (capsa_vm_wait would wait for
+ * ever: the VM runs until it is stopped). */
+CAPSA_API int capsa_vm_config_set_interactive(capsa_vm_config *cfg, bool tty, uint16_t rows, uint16_t cols,
+					      capsa_error *err);
 
 /* Boots the VM and starts its workload on threads of this process, and
  * returns once the guest agent answers: the VM is then ready for exec.
@@ -101,6 +111,8 @@ typedef struct capsa_vm capsa_vm;
 CAPSA_API capsa_vm *capsa_vm_start(const capsa_vm_config *cfg, capsa_error *err);
 /* The VM's control socket path (valid until capsa_vm_free). */
 CAPSA_API const char *capsa_vm_control_socket(const capsa_vm *vm);
+/* An interactive VM's workload (owned by the VM); NULL for other VMs. */
+CAPSA_API capsa_exec *capsa_vm_workload(capsa_vm *vm);
 /* Waits until the workload has ended and the VM is off; its status as for
  * capsa_vm_run. */
 CAPSA_API int capsa_vm_wait(capsa_vm *vm, int *exit_status, capsa_error *err);
@@ -132,8 +144,6 @@ typedef struct capsa_exec_result {
 	uint64_t duration_us;
 	uint64_t peak_rss_kib;
 } capsa_exec_result;
-
-typedef struct capsa_exec capsa_exec;
 
 typedef enum capsa_exec_event_kind {
 	CAPSA_EXEC_STDOUT = 1,

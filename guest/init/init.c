@@ -75,6 +75,7 @@ struct config {
 	char *workdir;
 	char *hostname;
 	char *user;       /* docker's USER syntax; NULL for root */
+	bool hold;        /* run no workload: the host starts it through the agent */
 	size_t env_count;
 };
 
@@ -305,6 +306,7 @@ static void load_config(struct config *cfg)
 
 	buf = read_config_file(CAPSA_CFG_USER, &len);
 	cfg->user = buf && buf[0] ? buf : NULL;
+	cfg->hold = access(CAPSA_CFG_HOLD, F_OK) == 0;
 }
 
 /* ---- file system setup ------------------------------------------------- */
@@ -789,6 +791,25 @@ static void start_agent(pid_t workload_pid, const int *init_fds, size_t n_fds)
 	close(fd);
 }
 
+/* Interactive runs: the agent is all init starts, and the workload comes
+ * as an exec from the host, which ends the VM once it is done. Init only
+ * reaps what the agent leaves behind. */
+__attribute__((noreturn)) static void hold(const sigset_t *signals)
+{
+	int sfd = signalfd(-1, signals, SFD_CLOEXEC);
+
+	if (sfd < 0)
+		init_fail(errno, "signalfd");
+	start_agent(0, &sfd, 1);
+	for (;;) {
+		struct signalfd_siginfo si;
+		if (read(sfd, &si, sizeof(si)) != sizeof(si) || si.ssi_signo != SIGCHLD)
+			continue;
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+	}
+}
+
 int main(void)
 {
 	struct config cfg = { 0 };
@@ -818,5 +839,7 @@ int main(void)
 	resolve_workload_user(&cfg, &user);
 	agent_workload = (struct agent_workload){ .env = cfg.env, .workdir = cfg.workdir, .user = cfg.user };
 
+	if (cfg.hold)
+		hold(&signals);
 	finish(run_workload(&cfg, &user, &signals, start_agent));
 }

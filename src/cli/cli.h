@@ -34,6 +34,16 @@ capsa_image_store *cli_open_store(void);
 /* "1.5 MiB" */
 void cli_format_size(uint64_t bytes, char *buf, size_t size);
 
+/* Blocks the signals a session relays (call before any thread exists)
+ * and returns a signalfd for them, or -1 after printing why. */
+int cli_session_block_signals(void);
+/* Relays a started process's stdin (when interactive), output, signals
+ * and, with tty, terminal size until it exits; returns its exit status
+ * (125 on capsa errors). The caller frees ex afterwards. */
+int cli_session_run(capsa_exec *ex, int signal_fd, bool interactive, bool tty);
+/* This terminal's size, 0 x 0 when there is none. */
+void cli_window_size(uint16_t *rows, uint16_t *cols);
+
 /* Adds the entries of a docker-style env file; prints errors. */
 int cli_add_env_file(capsa_vm_config *cfg, const char *path);
 

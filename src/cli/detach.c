@@ -378,6 +378,9 @@ static int wait_report(int fd, int signal_fd, char *message, size_t size)
 	return buf[0];
 }
 
+/* Characters a shell takes literally. */
+#define SHELL_PLAIN "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%"
+
 /* "sh -c 'echo hi'": the command as a shell would read it, for ps. */
 static char *command_line(const char *entrypoint, const char *const *command)
 {
@@ -393,8 +396,7 @@ static char *command_line(const char *entrypoint, const char *const *command)
 		return NULL;
 	for (int p = 0; p < 2; p++) {
 		for (const char *const *a = parts[p]; a && *a; a++) {
-			bool plain = (*a)[0] != '\0' && strspn(*a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-							      "0123456789-_./=:,+@%") == strlen(*a);
+			bool plain = (*a)[0] != '\0' && strspn(*a, SHELL_PLAIN) == strlen(*a);
 			if (out != line)
 				*out++ = ' ';
 			if (plain) {

@@ -7,6 +7,8 @@
 #include "cli.h"
 #include "instances.h"
 
+#define ROW_FORMAT "%-12s  %-16s  %-24s  %-24s  %-16s  %s\n"
+
 /* "3 minutes ago", as docker shows it. */
 static void format_age(int64_t created, char *buf, size_t size)
 {
@@ -100,7 +102,7 @@ int cmd_ps(int argc, char **argv)
 	if (instance_list(&list, &n) < 0)
 		return CLI_EXIT_FAILURE;
 	if (!quiet)
-		printf("%-12s  %-16s  %-24s  %-24s  %-16s  %s\n", "ID", "NAME", "IMAGE", "COMMAND", "CREATED", "STATUS");
+		printf(ROW_FORMAT, "ID", "NAME", "IMAGE", "COMMAND", "CREATED", "STATUS");
 	for (size_t i = 0; i < n; i++) {
 		struct instance *inst = &list[i];
 		if (inst->state != INSTANCE_RUNNING)
@@ -114,7 +116,7 @@ int cmd_ps(int argc, char **argv)
 		char age[32], state[32];
 		format_age(inst->created, age, sizeof(age));
 		instance_describe_state(inst, state, sizeof(state));
-		printf("%-12s  %-16s  %-24s  %-24s  %-16s  %s\n", inst->id, clip(inst->name, 16, truncate),
+		printf(ROW_FORMAT, inst->id, clip(inst->name, 16, truncate),
 		       clip(inst->image, 24, truncate), clip(inst->command, 24, truncate), age, state);
 	}
 	instance_list_free(list, n);

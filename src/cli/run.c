@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "guest_files.h"
@@ -22,6 +23,9 @@ static void run_usage(FILE *out)
 		"  -d, --detach        start the VM in the background, print its id and return once\n"
 		"                      it is ready (see capsa exec, ps, logs, stop, rm, cp)\n"
 		"  --name NAME         a name for the detached VM, usable wherever its id is\n"
+		"  -i, --interactive   pass this stdin to the command\n"
+		"  -t, --tty           run the command on a terminal of this one's size (stdout\n"
+		"                      and stderr merged); with -i, this terminal is in raw mode\n"
 		"  --rootfs DIR        directory to use as the guest's root filesystem (read-only\n"
 		"                      image; writes go to a throwaway overlay)\n"
 		"  --entrypoint CMD    replace the image's Entrypoint ('' clears it)\n"
@@ -150,6 +154,36 @@ static int ensure_image(const char *image, enum pull_policy policy, const struct
 	return r;
 }
 
+/* -i/-t: the workload runs through the guest agent with this process's
+ * stdin and, with -t, a terminal of this one's size; the VM ends with it. */
+static int run_interactive(capsa_vm_config *cfg, bool interactive, bool tty)
+{
+	capsa_error err = { 0 };
+	uint16_t rows = 0, cols = 0;
+
+	if (tty)
+		cli_window_size(&rows, &cols);
+	if (capsa_vm_config_set_interactive(cfg, tty, rows, cols, &err) < 0) {
+		cli_error_from(&err);
+		return CLI_EXIT_FAILURE;
+	}
+	/* Before capsa_vm_start: its threads inherit the blocked signals. */
+	int signal_fd = cli_session_block_signals();
+	if (signal_fd < 0)
+		return CLI_EXIT_FAILURE;
+	int status = CLI_EXIT_FAILURE;
+	capsa_vm *vm = capsa_vm_start(cfg, &err);
+	if (!vm) {
+		cli_error_from(&err);
+	} else {
+		status = cli_session_run(capsa_vm_workload(vm), signal_fd, interactive, tty);
+		capsa_vm_stop(vm, 0, &err);
+		capsa_vm_free(vm);
+	}
+	close(signal_fd);
+	return status;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	capsa_error err = { 0 };
@@ -163,7 +197,7 @@ int cmd_run(int argc, char **argv)
 	enum pull_policy policy = PULL_MISSING;
 	bool have_rootfs = false;
 	struct cli_detach detach = { 0 };
-	bool detached = false;
+	bool detached = false, interactive = false, tty = false;
 	int status = CLI_EXIT_FAILURE;
 	int c;
 	optind = 1;
@@ -258,10 +292,11 @@ int cmd_run(int argc, char **argv)
 			detach.name = optarg;
 			break;
 		case 'i':
+			interactive = true;
+			break;
 		case 't':
-			cli_error("run -i/-t is not supported yet; start the VM with run -d (e.g. with the command "
-				  "'sleep infinity') and use 'capsa exec -it VM sh'");
-			goto out;
+			tty = true;
+			break;
 		case 'h':
 			run_usage(stdout);
 			status = 0;
@@ -277,6 +312,10 @@ int cmd_run(int argc, char **argv)
 	}
 	if (cli_detach_check(&detach, detached) < 0)
 		goto out;
+	if (detached && (interactive || tty)) {
+		cli_error("run -d cannot be combined with -i or -t; use 'capsa exec -it VM COMMAND' on the running VM");
+		goto out;
+	}
 	const char *image = NULL;
 	if (!have_rootfs) {
 		if (optind >= argc) {
@@ -322,6 +361,10 @@ int cmd_run(int argc, char **argv)
 		if (image)
 			detach.image = image;
 		status = cli_run_detached(cfg, &detach);
+		goto out;
+	}
+	if (interactive || tty) {
+		status = run_interactive(cfg, interactive, tty);
 		goto out;
 	}
 	int exit_status;

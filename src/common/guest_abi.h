@@ -26,6 +26,10 @@
  * or "uid:gid", resolved by init against the image's /etc/passwd and
  * /etc/group. Absent: root. */
 #define CAPSA_CFG_USER      "/capsa/user"
+/* Present (empty): init starts no workload of its own, only the agent; the
+ * host runs the workload through the agent (interactive runs, with a
+ * terminal) and ends the VM when it is done. */
+#define CAPSA_CFG_HOLD      "/capsa/hold"
 /* Largest config file init reads; the host refuses to write a bigger one. */
 #define CAPSA_CFG_MAX_BYTES (1024 * 1024)
 

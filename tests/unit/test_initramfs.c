@@ -332,7 +332,7 @@ static void test_capsa_layout(void **state)
 	struct initramfs *ird = NULL;
 	static struct cpio c;
 
-	struct guest_workload w = { argv, env, "/srv/app", "box", "app:staff" };
+	struct guest_workload w = { argv, env, "/srv/app", "box", "app:staff", true };
 	assert_int_equal(initramfs_build_capsa(&ird, init_path, &w, &err), 0);
 	parse_archive(ird, &c);
 
@@ -349,17 +349,19 @@ static void test_capsa_layout(void **state)
 	assert_file(&c, CAPSA_CFG_WORKDIR + 1, 0444, "/srv/app", 8);
 	assert_file(&c, CAPSA_CFG_HOSTNAME + 1, 0444, "box", 3);
 	assert_file(&c, CAPSA_CFG_USER + 1, 0444, "app:staff", 9);
-	assert_int_equal(c.count, 9);
+	assert_file(&c, CAPSA_CFG_HOLD + 1, 0444, "", 0);
+	assert_int_equal(c.count, 10);
 	initramfs_free(ird);
 
 	/* Settings left out are files left out: init uses its defaults. */
-	struct guest_workload bare = { argv, NULL, NULL, "", NULL };
+	struct guest_workload bare = { argv, NULL, NULL, "", NULL, false };
 	assert_int_equal(initramfs_build_capsa(&ird, init_path, &bare, &err), 0);
 	parse_archive(ird, &c);
 	assert_null(find(&c, CAPSA_CFG_ENV + 1));
 	assert_null(find(&c, CAPSA_CFG_WORKDIR + 1));
 	assert_null(find(&c, CAPSA_CFG_HOSTNAME + 1));
 	assert_null(find(&c, CAPSA_CFG_USER + 1));
+	assert_null(find(&c, CAPSA_CFG_HOLD + 1));
 	assert_non_null(find(&c, CAPSA_CFG_ARGV + 1));
 	initramfs_free(ird);
 
@@ -373,7 +375,7 @@ static void expect_build_error(const char *init_path, const char *const *argv, c
 	capsa_error err = { 0 };
 	struct initramfs *ird = (struct initramfs *)&err;  /* must stay untouched */
 
-	struct guest_workload w = { argv, env, workdir, hostname, user };
+	struct guest_workload w = { argv, env, workdir, hostname, user, false };
 	assert_int_equal(initramfs_build_capsa(&ird, init_path, &w, &err), -1);
 	assert_int_equal(err.code, code);
 	assert_true(strlen(err.message) > 0);

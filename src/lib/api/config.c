@@ -152,6 +152,17 @@ CAPSA_API int capsa_vm_config_set_control_socket(capsa_vm_config *cfg, const cha
 	return replace_string(&cfg->control_socket, path, "control socket path", err);
 }
 
+CAPSA_API int capsa_vm_config_set_interactive(capsa_vm_config *cfg, bool tty, uint16_t rows, uint16_t cols,
+					      capsa_error *err)
+{
+	(void)err;
+	cfg->interactive = true;
+	cfg->interactive_tty = tty;
+	cfg->tty_rows = rows;
+	cfg->tty_cols = cols;
+	return 0;
+}
+
 CAPSA_API int capsa_vm_config_set_start_timeout_ms(capsa_vm_config *cfg, uint32_t ms, capsa_error *err)
 {
 	if (ms == 0)

@@ -33,6 +33,8 @@ struct capsa_vm_config {
 	bool entrypoint_set;
 	char *user;
 	char *control_socket;
+	bool interactive, interactive_tty;
+	uint16_t tty_rows, tty_cols;
 	uint32_t start_timeout_ms;
 	struct strv env;
 	char *workdir;

@@ -225,6 +225,7 @@ static int load_guest(struct machine *m, const capsa_vm_config *cfg, const struc
 		.workdir = w->workdir,
 		.hostname = cfg->hostname,
 		.user = w->user,
+		.hold = cfg->interactive,
 	};
 	if (initramfs_build_capsa(&ird, cfg->init_path, &gw, err) < 0)
 		return error_prefix(err, "building the initramfs");

@@ -22,12 +22,14 @@ struct capsa_vm {
 	struct machine machine;
 	char *control_socket;
 	char *private_dir;      /* made for a default control socket; removed at free */
+	capsa_exec *workload;   /* interactive VMs: the workload, run through the agent */
 
 	pthread_t thread;
 	bool thread_started;
 	pthread_mutex_t lock;
 	pthread_cond_t finished_cond;
 	bool finished;          /* the VM ended; result fields are set */
+	pthread_mutex_t join_lock;
 	bool joined;
 	int result;             /* report_end's */
 	int exit_status;
@@ -105,12 +107,16 @@ static bool wait_finished(capsa_vm *vm, int timeout_ms)
 	return done;
 }
 
+/* Once, whichever of wait, stop and free gets there first; the others
+ * wait for that join to complete. */
 static void join_thread(capsa_vm *vm)
 {
+	pthread_mutex_lock(&vm->join_lock);
 	if (vm->thread_started && !vm->joined) {
 		pthread_join(vm->thread, NULL);
 		vm->joined = true;
 	}
+	pthread_mutex_unlock(&vm->join_lock);
 }
 
 /* Polls the agent until it answers, the VM ends, or the time is up. */
@@ -162,6 +168,21 @@ static int prepare(capsa_vm *vm, const capsa_vm_config *cfg, capsa_error *err)
 	return machine_prepare(&vm->machine, cfg, kvm_fd, root_image, &vm->plan.workload, vm->control_socket, err);
 }
 
+/* The workload as an exec: init (in hold mode) gave the agent its
+ * environment, working directory and user, so only argv is sent. */
+static int start_interactive_workload(capsa_vm *vm, const capsa_vm_config *cfg, capsa_error *err)
+{
+	capsa_exec_options o = {
+		.argv = (const char *const *)vm->plan.workload.argv.items,
+		.tty = cfg->interactive_tty,
+		.rows = cfg->tty_rows,
+		.cols = cfg->tty_cols,
+		.stdin_open = true,
+	};
+	vm->workload = capsa_exec_start(vm->control_socket, &o, err);
+	return vm->workload ? 0 : error_prefix(err, "starting the workload");
+}
+
 CAPSA_API capsa_vm *capsa_vm_start(const capsa_vm_config *cfg, capsa_error *err)
 {
 	capsa_vm *vm = calloc(1, sizeof(*vm));
@@ -171,6 +192,7 @@ CAPSA_API capsa_vm *capsa_vm_start(const capsa_vm_config *cfg, capsa_error *err)
 		return NULL;
 	}
 	pthread_mutex_init(&vm->lock, NULL);
+	pthread_mutex_init(&vm->join_lock, NULL);
 	pthread_cond_init(&vm->finished_cond, NULL);
 	if (check_config(cfg, err) < 0 || plan_run(cfg, &vm->plan, err) < 0)
 		goto fail;
@@ -193,6 +215,8 @@ CAPSA_API capsa_vm *capsa_vm_start(const capsa_vm_config *cfg, capsa_error *err)
 	vm->thread_started = true;
 	if (wait_for_agent(vm, cfg->start_timeout_ms, err) < 0)
 		goto fail;
+	if (cfg->interactive && start_interactive_workload(vm, cfg, err) < 0)
+		goto fail;
 	return vm;
 fail:
 	capsa_vm_free(vm);
@@ -202,6 +226,11 @@ fail:
 CAPSA_API const char *capsa_vm_control_socket(const capsa_vm *vm)
 {
 	return vm->control_socket;
+}
+
+CAPSA_API capsa_exec *capsa_vm_workload(capsa_vm *vm)
+{
+	return vm->workload;
 }
 
 CAPSA_API int capsa_vm_wait(capsa_vm *vm, int *exit_status, capsa_error *err)
@@ -252,6 +281,7 @@ CAPSA_API void capsa_vm_free(capsa_vm *vm)
 {
 	if (!vm)
 		return;
+	capsa_exec_free(vm->workload);
 	force_stop(vm);
 	join_thread(vm);
 	if (vm->machine.vm)
@@ -266,5 +296,6 @@ CAPSA_API void capsa_vm_free(capsa_vm *vm)
 	free(vm->control_socket);
 	pthread_cond_destroy(&vm->finished_cond);
 	pthread_mutex_destroy(&vm->lock);
+	pthread_mutex_destroy(&vm->join_lock);
 	free(vm);
 }

@@ -9,6 +9,7 @@
 #ifndef CAPSA_BOOT_INITRAMFS_H
 #define CAPSA_BOOT_INITRAMFS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -47,6 +48,7 @@ struct guest_workload {
 	const char *workdir;      /* NULL or "" for init's defaults, here and below */
 	const char *hostname;
 	const char *user;         /* "name", "uid", "name:group", "uid:gid"; root by default */
+	bool hold;                /* init only starts the agent: see CAPSA_CFG_HOLD */
 };
 
 /* Builds the finished initramfs for one capsa run: the guest init binary
