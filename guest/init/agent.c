@@ -729,7 +729,8 @@ static void serve_exec(int conn, const uint8_t *payload, size_t len)
 	}
 
 	e->start_us = now_us();
-	e->deadline_ms = req.timeout_ms ? now_ms() + req.timeout_ms : -1;
+	/* Rounded up, so the process gets at least its full timeout. */
+	e->deadline_ms = req.timeout_ms ? (e->start_us + (int64_t)req.timeout_ms * 1000 + 999) / 1000 : -1;
 	e->pid = fork();
 	if (e->pid < 0) {
 		send_error(conn, errno, "fork: %s", strerror(errno));

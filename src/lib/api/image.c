@@ -52,7 +52,7 @@ static int pull_layout(capsa_image_store *s, const char *ref, const oci_platform
 	if (!store_name || oci_layout_ref_parse(ref, &dir, &tag, err) < 0)
 		return -1;
 	if (oci_import_layout(s->store, dir, tag, store_name, platform, digest, err) < 0)
-		return error_prefix(err, "importing %s", ref);
+		return -1;  /* the importer names the layout */
 	if (name)
 		*name = steal_pointer(&store_name);
 	return 0;
@@ -110,8 +110,9 @@ CAPSA_API int capsa_image_load(capsa_image_store *s, const char *archive, char *
 
 	if (names)
 		*names = NULL;
+	/* The importer's messages name the archive already. */
 	if (oci_import_archive(s->store, archive, NULL, &images, &n, err) < 0)
-		return error_prefix(err, "loading %s", archive);
+		return -1;
 	int r = 0;
 	if (names) {
 		char **list = calloc(n + 1, sizeof(*list));
