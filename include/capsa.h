@@ -69,6 +69,11 @@ CAPSA_API int capsa_vm_config_set_memory_mib(capsa_vm_config *cfg, uint32_t mib,
 CAPSA_API int capsa_vm_config_set_cpus(capsa_vm_config *cfg, uint32_t cpus, capsa_error *err);
 /* An extra virtio-blk disk backed by a host file: /dev/vdb, /dev/vdc, ... */
 CAPSA_API int capsa_vm_config_add_disk(capsa_vm_config *cfg, const char *path, bool read_only, capsa_error *err);
+/* Shares the host directory host_dir with the guest at guest_path (absolute)
+ * over virtio-fs, read-only or read-write. Nothing outside host_dir can be
+ * reached through it; symlinks in it are never followed on the host. */
+CAPSA_API int capsa_vm_config_add_volume(capsa_vm_config *cfg, const char *host_dir, const char *guest_path,
+					 bool read_only, capsa_error *err);
 /* File descriptors the workload's stdout and stderr are copied to
  * (default 1 and 2). console_fd receives kernel and init messages; -1
  * (the default) discards them. */

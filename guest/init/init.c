@@ -76,6 +76,7 @@ struct config {
 	char *hostname;
 	char *user;       /* docker's USER syntax; NULL for root */
 	bool hold;        /* run no workload: the host starts it through the agent */
+	char **volumes;   /* tag, path, "ro"/"rw" triples; NULL-terminated */
 	size_t env_count;
 };
 
@@ -307,6 +308,9 @@ static void load_config(struct config *cfg)
 	buf = read_config_file(CAPSA_CFG_USER, &len);
 	cfg->user = buf && buf[0] ? buf : NULL;
 	cfg->hold = access(CAPSA_CFG_HOLD, F_OK) == 0;
+
+	buf = read_config_file(CAPSA_CFG_VOLUMES, &len);
+	cfg->volumes = buf ? split_list(buf, len) : NULL;
 }
 
 /* ---- file system setup ------------------------------------------------- */
@@ -519,6 +523,22 @@ static void switch_to_new_root(void)
 		init_fail(errno, "chroot into the new root");
 	if (chdir("/") < 0)
 		init_fail(errno, "chdir / in the new root");
+}
+
+/* Host directories, shared by virtio-fs devices named by their tags; the
+ * mount points are made in the overlay when the image lacks them. */
+static void mount_volumes(char **volumes)
+{
+	for (char **v = volumes; v && *v;) {
+		const char *tag = *v++, *path = *v ? *v++ : NULL, *mode = path && *v ? *v++ : NULL;
+
+		if (!mode || path[0] != '/')
+			init_fail(EINVAL, "%s holds a malformed volume entry", CAPSA_CFG_VOLUMES);
+		if (mkdir_p(path, 0755) < 0)
+			init_fail(errno, "create the mount point %s of a volume", path);
+		if (mount(tag, path, "virtiofs", strcmp(mode, "ro") == 0 ? MS_RDONLY : 0, NULL) < 0)
+			init_fail(errno, "mount the volume %s (virtio-fs tag %s)", path, tag);
+	}
 }
 
 /* ---- system identity ----------------------------------------------------- */
@@ -834,6 +854,7 @@ int main(void)
 
 	setup_hostname(cfg.hostname);
 	bring_up_loopback();
+	mount_volumes(cfg.volumes);
 	if (mkdir_p(cfg.workdir, 0755) < 0)
 		init_fail(errno, "create working directory %s", cfg.workdir);
 	resolve_workload_user(&cfg, &user);

@@ -1,6 +1,7 @@
 /* capsa run: boot a microVM from an image or a root filesystem directory,
  * run one command in it, exit with its status. */
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,8 @@ static void run_usage(FILE *out)
 		"  -m, --memory SIZE   guest memory, e.g. 512M or 2G (default 512M)\n"
 		"  -c, --cpus N        number of vCPUs (default 1)\n"
 		"  --disk FILE[:ro]    attach FILE as a virtio disk (/dev/vdb, /dev/vdc, ...)\n"
+		"  -v, --volume HOSTDIR:GUESTDIR[:ro]  share a host directory with the guest\n"
+		"                      (virtio-fs; read-write unless :ro)\n"
 		"  --hostname NAME     guest hostname (default capsa)\n"
 		"  --console           show the kernel's and init's messages on stderr\n"
 		"  --kernel FILE       guest kernel (default: $CAPSA_KERNEL, then\n"
@@ -92,6 +95,7 @@ static const struct option run_options[] = {
 	{ "memory", required_argument, NULL, 'm' },
 	{ "cpus", required_argument, NULL, 'c' },
 	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "volume", required_argument, NULL, 'v' },
 	{ "hostname", required_argument, NULL, OPT_HOSTNAME },
 	{ "console", no_argument, NULL, OPT_CONSOLE },
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -110,6 +114,44 @@ static const struct option run_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
+
+/* HOSTDIR:GUESTDIR[:ro|:rw], split at the last ':' once the mode is off
+ * (guest paths have no ':'; host paths might). HOSTDIR becomes absolute so
+ * it means the same to a detached VM's process. Prints its errors. */
+static int add_volume_option(capsa_vm_config *cfg, const char *spec)
+{
+	capsa_error err = { 0 };
+	char *copy = strdup(spec);
+	char resolved[PATH_MAX];
+	bool read_only = false;
+	int r = -1;
+
+	if (!copy) {
+		cli_error("out of memory");
+		return -1;
+	}
+	size_t len = strlen(copy);
+	if (len > 3 && (!strcmp(copy + len - 3, ":ro") || !strcmp(copy + len - 3, ":rw"))) {
+		read_only = copy[len - 1] == 'o';
+		copy[len - 3] = '\0';
+	}
+	char *colon = strrchr(copy, ':');
+	if (!colon || colon == copy || colon[1] != '/') {
+		cli_error("--volume '%s' is not HOSTDIR:GUESTDIR[:ro] with an absolute GUESTDIR", spec);
+		goto out;
+	}
+	*colon = '\0';
+	if (!realpath(copy, resolved)) {
+		cli_error("--volume %s: %s", copy, strerror(errno));
+		goto out;
+	}
+	r = capsa_vm_config_add_volume(cfg, resolved, colon + 1, read_only, &err);
+	if (r < 0)
+		cli_error_from(&err);
+out:
+	free(copy);
+	return r;
+}
 
 static int add_disk_option(capsa_vm_config *cfg, const char *spec, capsa_error *err)
 {
@@ -202,7 +244,7 @@ int cmd_run(int argc, char **argv)
 	int c;
 	optind = 1;
 	/* '+': options end at the first non-option, which starts the command. */
-	while ((c = getopt_long(argc, argv, "+e:w:m:c:u:qdith", run_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+e:w:m:c:u:v:qdith", run_options, NULL)) != -1) {
 		int r = 0;
 		switch (c) {
 		case OPT_ROOTFS:
@@ -236,6 +278,10 @@ int cmd_run(int argc, char **argv)
 		}
 		case OPT_DISK:
 			r = add_disk_option(cfg, optarg, &err);
+			break;
+		case 'v':
+			if (add_volume_option(cfg, optarg) < 0)
+				goto out;
 			break;
 		case OPT_HOSTNAME:
 			r = capsa_vm_config_set_hostname(cfg, optarg, &err);

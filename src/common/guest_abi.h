@@ -30,6 +30,9 @@
  * host runs the workload through the agent (interactive runs, with a
  * terminal) and ends the VM when it is done. */
 #define CAPSA_CFG_HOLD      "/capsa/hold"
+/* Host directories shared over virtio-fs: for each, three strings: the
+ * device's tag, the absolute guest path to mount it on, and "ro" or "rw". */
+#define CAPSA_CFG_VOLUMES   "/capsa/volumes"
 /* Largest config file init reads; the host refuses to write a bigger one. */
 #define CAPSA_CFG_MAX_BYTES (1024 * 1024)
 

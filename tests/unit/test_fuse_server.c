@@ -684,6 +684,14 @@ static void test_xattr(void **state)
 	assert_int_equal(call(FUSE_LISTXATTR, id, &gin, sizeof(gin), NULL, NULL), 0);
 	assert_int_equal(T->reply_len, 7);
 	assert_memory_equal(T->reply, "user.k", 7);
+	/* A value buffer the reply cannot hold, for either kind: ERANGE, never
+	 * a reply longer than the room (found by fuzzing). */
+	T->out_cap = sizeof(struct fuse_out_header);  /* for the next call only */
+	assert_int_equal(call(FUSE_LISTXATTR, id, &gin, sizeof(gin), NULL, NULL), -ERANGE);
+	T->out_cap = sizeof(struct fuse_out_header);
+	assert_int_equal(call(FUSE_GETXATTR, id, &gin, sizeof(gin), "user.k", NULL), -ERANGE);
+	T->out_cap = sizeof(struct fuse_out_header) + 4;
+	assert_int_equal(call(FUSE_LISTXATTR, id, &gin, sizeof(gin), NULL, NULL), -ERANGE);
 	/* Value size beyond the body; forbidden namespaces. */
 	sin.size = 50;
 	assert_int_equal(send_raw(build(FUSE_SETXATTR, id, &sin, FUSE_COMPAT_SETXATTR_IN_SIZE, "user.k", NULL, "abc",

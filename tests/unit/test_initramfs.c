@@ -332,7 +332,7 @@ static void test_capsa_layout(void **state)
 	struct initramfs *ird = NULL;
 	static struct cpio c;
 
-	struct guest_workload w = { argv, env, "/srv/app", "box", "app:staff", true };
+	struct guest_workload w = { argv, env, "/srv/app", "box", "app:staff", true, NULL };
 	assert_int_equal(initramfs_build_capsa(&ird, init_path, &w, &err), 0);
 	parse_archive(ird, &c);
 
@@ -354,7 +354,7 @@ static void test_capsa_layout(void **state)
 	initramfs_free(ird);
 
 	/* Settings left out are files left out: init uses its defaults. */
-	struct guest_workload bare = { argv, NULL, NULL, "", NULL, false };
+	struct guest_workload bare = { argv, NULL, NULL, "", NULL, false, NULL };
 	assert_int_equal(initramfs_build_capsa(&ird, init_path, &bare, &err), 0);
 	parse_archive(ird, &c);
 	assert_null(find(&c, CAPSA_CFG_ENV + 1));
@@ -375,7 +375,7 @@ static void expect_build_error(const char *init_path, const char *const *argv, c
 	capsa_error err = { 0 };
 	struct initramfs *ird = (struct initramfs *)&err;  /* must stay untouched */
 
-	struct guest_workload w = { argv, env, workdir, hostname, user, false };
+	struct guest_workload w = { argv, env, workdir, hostname, user, false, NULL };
 	assert_int_equal(initramfs_build_capsa(&ird, init_path, &w, &err), -1);
 	assert_int_equal(err.code, code);
 	assert_true(strlen(err.message) > 0);

@@ -56,6 +56,10 @@ CAPSA_API void capsa_vm_config_free(capsa_vm_config *cfg)
 	free(cfg->hostname);
 	for (unsigned i = 0; i < cfg->disk_count; i++)
 		free(cfg->disks[i].path);
+	for (unsigned i = 0; i < cfg->volume_count; i++) {
+		free(cfg->volumes[i].host_dir);
+		free(cfg->volumes[i].guest_path);
+	}
 	free(cfg);
 }
 
@@ -198,6 +202,30 @@ CAPSA_API int capsa_vm_config_add_disk(capsa_vm_config *cfg, const char *path, b
 		return -1;
 	disk->read_only = read_only;
 	cfg->disk_count++;
+	return 0;
+}
+
+CAPSA_API int capsa_vm_config_add_volume(capsa_vm_config *cfg, const char *host_dir, const char *guest_path,
+					 bool read_only, capsa_error *err)
+{
+	if (cfg->volume_count >= CONFIG_MAX_VOLUMES)
+		return error_set(err, E2BIG, "too many volumes: the limit is %d", CONFIG_MAX_VOLUMES);
+	if (!guest_path || guest_path[0] != '/' || !strcmp(guest_path, "/") || strlen(guest_path) >= 4096)
+		return error_set(err, EINVAL, "volume path '%s' in the guest must be an absolute path other than /",
+				 guest_path ? guest_path : "");
+	for (unsigned i = 0; i < cfg->volume_count; i++)
+		if (!strcmp(cfg->volumes[i].guest_path, guest_path))
+			return error_set(err, EEXIST, "two volumes are mounted on %s", guest_path);
+	struct config_volume *v = &cfg->volumes[cfg->volume_count];
+	*v = (struct config_volume){ .read_only = read_only };
+	if (replace_string(&v->host_dir, host_dir, "volume directory", err) < 0)
+		return -1;
+	if (replace_string(&v->guest_path, guest_path, "volume path", err) < 0) {
+		free(v->host_dir);
+		v->host_dir = NULL;
+		return -1;
+	}
+	cfg->volume_count++;
 	return 0;
 }
 

@@ -10,6 +10,7 @@
 #include "util/strv.h"
 
 #define CONFIG_MAX_DISKS 16
+#define CONFIG_MAX_VOLUMES 16
 #define CONFIG_DEFAULT_MEMORY_MIB 512
 #define CONFIG_MIN_MEMORY_MIB 64
 #define CONFIG_MAX_MEMORY_MIB (1024 * 1024)
@@ -17,6 +18,12 @@
 
 struct config_disk {
 	char *path;
+	bool read_only;
+};
+
+struct config_volume {
+	char *host_dir;
+	char *guest_path;
 	bool read_only;
 };
 
@@ -43,6 +50,8 @@ struct capsa_vm_config {
 	uint32_t cpus;
 	struct config_disk disks[CONFIG_MAX_DISKS];
 	unsigned disk_count;
+	struct config_volume volumes[CONFIG_MAX_VOLUMES];
+	unsigned volume_count;
 	int stdout_fd, stderr_fd, console_fd;
 };
 

@@ -14,6 +14,7 @@
 #include "devices/power.h"
 #include "devices/serial.h"
 #include "devices/virtio_blk.h"
+#include "devices/virtio_fs.h"
 #include "devices/virtio_vsock.h"
 #include "guest_abi.h"
 #include "oci/image.h"
@@ -47,6 +48,8 @@ _Static_assert(SERIAL_COUNT == MACHINE_SERIAL_PORTS, "one serial port object per
 void machine_teardown(struct machine *m)
 {
 	virtio_vsock_destroy(m->vsock);
+	for (unsigned i = 0; i < m->volume_count; i++)
+		virtio_fs_destroy(m->volumes[i]);
 	for (unsigned i = 0; i < m->block_count; i++)
 		virtio_blk_destroy(m->blocks[i]);
 	for (unsigned i = 0; i < m->serial_count; i++)
@@ -136,6 +139,29 @@ static int add_block(struct machine *m, const char *path, bool read_only, char *
 	return 0;
 }
 
+/* The tag the guest finds volume i by (see CAPSA_CFG_VOLUMES). */
+static void volume_tag(unsigned i, char tag[32])
+{
+	snprintf(tag, 32, "capsa-volume-%u", i);
+}
+
+static int add_volume(struct machine *m, const struct config_volume *v, char *cmdline, size_t cmdline_size,
+		      capsa_error *err)
+{
+	uint64_t base;
+	uint32_t irq;
+	char tag[32];
+	if (claim_mmio_slot(m, &base, &irq, cmdline, cmdline_size, err) < 0)
+		return -1;
+	volume_tag(m->volume_count, tag);
+	struct vm_device_env env = device_env(m);
+	m->volumes[m->volume_count] = virtio_fs_create(&env, base, irq, tag, v->host_dir, v->read_only, err);
+	if (!m->volumes[m->volume_count])
+		return error_prefix(err, "volume %s", v->host_dir);
+	m->volume_count++;
+	return 0;
+}
+
 /* The agent's channel. Without a control socket the guest's agent still
  * listens, but nothing on the host can reach it. */
 static int add_vsock(struct machine *m, const char *control_socket, char *cmdline, size_t cmdline_size,
@@ -168,6 +194,13 @@ int check_config(const capsa_vm_config *cfg, capsa_error *err)
 			return error_set_errno(err, errno, "root filesystem %s", cfg->rootfs_dir);
 		if (!S_ISDIR(st.st_mode))
 			return error_set(err, ENOTDIR, "root filesystem %s is not a directory", cfg->rootfs_dir);
+	}
+	for (unsigned i = 0; i < cfg->volume_count; i++) {
+		const char *dir = cfg->volumes[i].host_dir;
+		if (stat(dir, &st) < 0)
+			return error_set_errno(err, errno, "volume %s", dir);
+		if (!S_ISDIR(st.st_mode))
+			return error_set(err, ENOTDIR, "volume %s is not a directory", dir);
 	}
 	if (access(cfg->kernel_path, R_OK) < 0)
 		return error_set_errno(err, errno, "guest kernel %s", cfg->kernel_path);
@@ -218,6 +251,18 @@ static int load_guest(struct machine *m, const capsa_vm_config *cfg, const struc
 	if (x86_load_kernel(&m->vm->mem, cfg->kernel_path, &kernel, err) < 0)
 		return -1;
 
+	/* tag, path, mode for each volume, as CAPSA_CFG_VOLUMES lists them */
+	char tags[CONFIG_MAX_VOLUMES][32];
+	const char *volumes[3 * CONFIG_MAX_VOLUMES + 1];
+	size_t n = 0;
+	for (unsigned i = 0; i < cfg->volume_count; i++) {
+		volume_tag(i, tags[i]);
+		volumes[n++] = tags[i];
+		volumes[n++] = cfg->volumes[i].guest_path;
+		volumes[n++] = cfg->volumes[i].read_only ? "ro" : "rw";
+	}
+	volumes[n] = NULL;
+
 	struct initramfs *ird = NULL;
 	struct guest_workload gw = {
 		.argv = (const char *const *)w->argv.items,
@@ -226,6 +271,7 @@ static int load_guest(struct machine *m, const capsa_vm_config *cfg, const struc
 		.hostname = cfg->hostname,
 		.user = w->user,
 		.hold = cfg->interactive,
+		.volumes = volumes,
 	};
 	if (initramfs_build_capsa(&ird, cfg->init_path, &gw, err) < 0)
 		return error_prefix(err, "building the initramfs");
@@ -292,6 +338,10 @@ int machine_prepare(struct machine *m, const capsa_vm_config *cfg, int kvm_fd, c
 		goto fail;
 	for (unsigned i = 0; i < cfg->disk_count; i++) {
 		if (add_block(m, cfg->disks[i].path, cfg->disks[i].read_only, cmdline, sizeof(cmdline), err) < 0)
+			goto fail;
+	}
+	for (unsigned i = 0; i < cfg->volume_count; i++) {
+		if (add_volume(m, &cfg->volumes[i], cmdline, sizeof(cmdline), err) < 0)
 			goto fail;
 	}
 	if (add_vsock(m, control_socket, cmdline, sizeof(cmdline), err) < 0 ||

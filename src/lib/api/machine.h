@@ -18,6 +18,7 @@
 #define MACHINE_MAX_BLOCK_DEVICES (1 + CONFIG_MAX_DISKS)
 
 struct virtio_blk;
+struct virtio_fs;
 struct virtio_vsock;
 
 struct machine {
@@ -27,6 +28,8 @@ struct machine {
 	struct virtio_blk *blocks[MACHINE_MAX_BLOCK_DEVICES];
 	unsigned block_count;
 	struct virtio_vsock *vsock;
+	struct virtio_fs *volumes[CONFIG_MAX_VOLUMES];
+	unsigned volume_count;
 	unsigned mmio_slots;
 };
 

@@ -427,6 +427,8 @@ static int add_capsa_entries(struct initramfs *ird, const char *init_path, const
 		return -1;
 	if (w->hold && initramfs_add_file(ird, CAPSA_CFG_HOLD, 0444, "", 0, err) < 0)
 		return -1;
+	if (w->volumes && w->volumes[0] && add_list(ird, CAPSA_CFG_VOLUMES, "volumes", w->volumes, false, err) < 0)
+		return -1;
 	if (add_setting(ird, CAPSA_CFG_WORKDIR, workdir, err) < 0 ||
 	    add_setting(ird, CAPSA_CFG_HOSTNAME, hostname, err) < 0 || add_setting(ird, CAPSA_CFG_USER, user, err) < 0)
 		return -1;

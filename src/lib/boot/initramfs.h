@@ -49,6 +49,8 @@ struct guest_workload {
 	const char *hostname;
 	const char *user;         /* "name", "uid", "name:group", "uid:gid"; root by default */
 	bool hold;                /* init only starts the agent: see CAPSA_CFG_HOLD */
+	/* CAPSA_CFG_VOLUMES triples (tag, guest path, "ro"/"rw"), NULL-terminated; NULL for none */
+	const char *const *volumes;
 };
 
 /* Builds the finished initramfs for one capsa run: the guest init binary

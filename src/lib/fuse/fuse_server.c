@@ -460,13 +460,18 @@ static int xattr_reply(struct fuse_server *srv, struct req *r, uint32_t size, co
 	struct fuse_getxattr_out out = { 0 };
 	int ret;
 
-	if (!size && r->room < sizeof(out))
+	/* No room for the value, or none for the size: the guest's buffer is
+	 * too small either way. A zero cap must not reach the backend, for
+	 * which it means "how big?". */
+	if ((size && cap == 0) || (!size && r->room < sizeof(out)))
 		return -ERANGE;
 	ret = name ? pt_getxattr(srv->pt, r->h->nodeid, name, buf, cap, &n)
 		   : pt_listxattr(srv->pt, r->h->nodeid, buf, cap, &n);
 	if (ret < 0)
 		return ret;
 	if (size) {
+		if (n > cap)
+			return -ERANGE;
 		r->out_len = n;
 		return 0;
 	}
