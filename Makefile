@@ -66,10 +66,17 @@ integration: build
 	$(PYTHON) -m pytest -v --durations=10 tests/integration
 
 # A hang inside the nested VM must fail the run, not stall it.
-E2E_TIMEOUT ?= 3600
+# The suite takes about 10 minutes under emulation. The emulated host has
+# been seen to freeze outright (no timer fires, so no test can time out) in
+# about one run in six; with-kvm then ends with 124 and the suite runs once
+# more from the start. Test failures are never retried.
+E2E_TIMEOUT ?= 1800
+E2E_CMD     ?= $(PYTHON) -m pytest -v --durations=10 tests/e2e
 
 e2e: build kernel
-	WITH_KVM_TIMEOUT=$(E2E_TIMEOUT) $(WITH_KVM) -- $(PYTHON) -m pytest -v --durations=10 tests/e2e
+	WITH_KVM_TIMEOUT=$(E2E_TIMEOUT) $(WITH_KVM) -- $(E2E_CMD) || { status=$$?; [ $$status = 124 ] || exit $$status; \
+		echo "e2e: the nested VM stopped responding; running the suite once more" >&2; \
+		WITH_KVM_TIMEOUT=$(E2E_TIMEOUT) $(WITH_KVM) -- $(E2E_CMD); }
 
 bench: build kernel rootfs
 	$(WITH_KVM) -- $(PYTHON) bench/boot
