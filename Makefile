@@ -78,9 +78,12 @@ e2e: build kernel
 		echo "e2e: the nested VM stopped responding; running the suite once more" >&2; \
 		WITH_KVM_TIMEOUT=$(E2E_TIMEOUT) $(WITH_KVM) -- $(E2E_CMD); }
 
-bench: build kernel rootfs
+bench: build kernel rootfs demo-image
 	$(WITH_KVM) -- $(PYTHON) bench/boot
 	$(WITH_KVM) -- $(PYTHON) bench/exec
+	$(WITH_KVM) -- $(PYTHON) bench/restore
+	$(WITH_KVM) -- $(PYTHON) bench/net/run
+	$(WITH_KVM) -- $(PYTHON) bench/fs
 	$(PYTHON) bench/pull
 
 clean:

@@ -74,6 +74,33 @@ CAPSA_API int capsa_vm_config_add_disk(capsa_vm_config *cfg, const char *path, b
  * reached through it; symlinks in it are never followed on the host. */
 CAPSA_API int capsa_vm_config_add_volume(capsa_vm_config *cfg, const char *host_dir, const char *guest_path,
 					 bool read_only, capsa_error *err);
+/* A persistent named disk (see capsa_volume_list): the ext4 image of volume
+ * name in the store directory's volumes/ folder, mounted read-write at
+ * guest_path (absolute). The image is created on first use with size_bytes
+ * (0: 8 GiB; sparse, so it takes only what is written); an existing
+ * volume keeps its size. A volume is attached to one VM at a time: starting
+ * a second VM with it fails with EBUSY. Names: [a-zA-Z0-9][a-zA-Z0-9_.-]*,
+ * at most 64 characters. */
+CAPSA_API int capsa_vm_config_add_named_disk(capsa_vm_config *cfg, const char *name, const char *guest_path,
+					     uint64_t size_bytes, capsa_error *err);
+/* Networking. "nat" (the default): user-mode NAT with no host setup and
+ * no privileges; the guest is 10.0.2.15/24 behind the gateway 10.0.2.2
+ * (which is the host's loopback) with DNS at 10.0.2.3 (the host's
+ * resolver, or $CAPSA_DNS_SERVER="IPV4[:PORT]" when set). "none": no
+ * network device, loopback only. "tap:NAME": an existing host TAP device
+ * (needs CAP_NET_ADMIN or a TAP device owned by the caller); the guest's
+ * interface is then left unconfigured. */
+CAPSA_API int capsa_vm_config_set_network(capsa_vm_config *cfg, const char *mode, capsa_error *err);
+/* Publishes a guest port on the host (NAT only):
+ * "[HOSTIP:]HOSTPORT:GUESTPORT[/tcp|/udp]"; HOSTIP defaults to 0.0.0.0. */
+CAPSA_API int capsa_vm_config_add_port(capsa_vm_config *cfg, const char *spec, capsa_error *err);
+/* Where the guest may send traffic, judged on the host before it leaves:
+ * "allow_all" (the default), "deny_private" (no RFC 1918, loopback,
+ * link-local incl. 169.254.169.254, CGNAT, multicast or their IPv6
+ * equivalents; this includes the host's loopback behind the gateway),
+ * "allow:CIDR[,CIDR...]" or "deny:CIDR[,CIDR...]". DNS through 10.0.2.3
+ * and replies on published ports always pass. */
+CAPSA_API int capsa_vm_config_set_egress(capsa_vm_config *cfg, const char *policy, capsa_error *err);
 /* File descriptors the workload's stdout and stderr are copied to
  * (default 1 and 2). console_fd receives kernel and init messages; -1
  * (the default) discards them. */
@@ -89,6 +116,60 @@ CAPSA_API int capsa_vm_config_set_control_socket(capsa_vm_config *cfg, const cha
  * emulated hardware boots slowly). */
 CAPSA_API int capsa_vm_config_set_start_timeout_ms(capsa_vm_config *cfg, uint32_t ms, capsa_error *err);
 
+/* ---- snapshots ---------------------------------------------------------
+ * A snapshot is a paused VM on disk (<data dir>/snapshots/NAME: its state,
+ * and its RAM as a sparse file). Restoring maps the RAM copy-on-write, so
+ * it costs the same at any memory size and clones of one snapshot share
+ * the pages none of them changed. A snapshot made by baking holds a guest
+ * that has booted and waits for its workload: any command, environment,
+ * working directory or user can then be run from it. Snapshots need an
+ * image, and cannot hold shared directories or disks. */
+
+/* Restore snapshot NAME instead of booting: the workload (the config's
+ * settings over the image's defaults) starts in it, unless the snapshot
+ * caught a running workload, which then simply runs on. The image may be
+ * left unset: the snapshot's is used. */
+CAPSA_API int capsa_vm_config_set_snapshot(capsa_vm_config *cfg, const char *name, capsa_error *err);
+/* Snapshot automatically: the first start of an image (for this kernel,
+ * init, memory size, vCPU count and network setting) boots it, snapshots
+ * it before the workload starts, and goes on; later starts restore that
+ * snapshot. Runs with shared directories or disks always boot. */
+CAPSA_API int capsa_vm_config_set_auto_snapshot(capsa_vm_config *cfg, bool enabled, capsa_error *err);
+
+typedef struct capsa_bake_options {
+	const char *name;                   /* NULL: the automatic snapshot capsa_vm_config_set_auto_snapshot
+					     * would use for this config */
+	const char *const *const *warmups;  /* argv vectors run in the guest before the snapshot, each
+					     * NULL-terminated, the list too; each must exit 0. They get
+					     * the config's environment entries. May be NULL. */
+	uint16_t ready_port;                /* 0: snapshot before the workload starts (any command can be
+					     * run from it). Else start the config's workload and snapshot
+					     * once it listens on this TCP port: runs of the snapshot then
+					     * continue that workload */
+	uint32_t ready_timeout_ms;          /* how long to wait for ready_port (0: 120000) */
+	bool replace;                       /* replace a snapshot of that name */
+} capsa_bake_options;
+
+/* Boots the config's image, waits for its agent, runs the warm-up commands,
+ * and saves the VM as a snapshot (see capsa_bake_options). The VM is then
+ * stopped. */
+CAPSA_API int capsa_bake(const capsa_vm_config *cfg, const capsa_bake_options *opts, capsa_error *err);
+
+typedef struct capsa_snapshot_info {
+	char *name;
+	char *image;            /* the image the snapshot was made from */
+	uint32_t memory_mib;
+	uint32_t cpus;
+	bool workload_started;  /* made from a running workload (capsa_vm_snapshot) */
+	int64_t created;        /* Unix time */
+	uint64_t disk_bytes;    /* space its files take */
+} capsa_snapshot_info;
+
+/* The snapshots in data_dir (NULL: the default data directory). */
+CAPSA_API int capsa_snapshot_list(const char *data_dir, capsa_snapshot_info **list, size_t *count, capsa_error *err);
+CAPSA_API void capsa_snapshot_list_free(capsa_snapshot_info *list, size_t count);
+CAPSA_API int capsa_snapshot_remove(const char *data_dir, const char *name, capsa_error *err);
+
 /* Boots the VM, runs the workload to completion and powers the VM off.
  * On success returns 0 and stores the workload's exit status in
  * *exit_status (0..255; 128+N when killed by signal N). */
@@ -98,6 +179,11 @@ CAPSA_API int capsa_vm_run(const capsa_vm_config *cfg, int *exit_status, capsa_e
 
 typedef struct capsa_vm capsa_vm;
 typedef struct capsa_exec capsa_exec;
+
+/* Snapshots a running VM as NAME (live: it runs on afterwards), replacing
+ * one of that name when replace is set. Restoring it continues its
+ * workload where it was. */
+CAPSA_API int capsa_vm_snapshot(capsa_vm *vm, const char *name, bool replace, capsa_error *err);
 
 /* An interactive workload (capsa run -i/-t): it gets stdin from the caller
  * and, with tty, a pseudo-terminal of rows x cols. capsa_vm_start then
@@ -126,6 +212,52 @@ CAPSA_API int capsa_vm_wait(capsa_vm *vm, int *exit_status, capsa_error *err);
 CAPSA_API int capsa_vm_stop(capsa_vm *vm, uint32_t timeout_ms, capsa_error *err);
 /* Stops the VM by force if it still runs, and frees everything. */
 CAPSA_API void capsa_vm_free(capsa_vm *vm);
+/* Publishes one more guest port on the host while the VM runs (spec as
+ * for capsa_vm_config_add_port). */
+CAPSA_API int capsa_vm_expose_port(capsa_vm *vm, const char *spec, capsa_error *err);
+
+/* ---- pools -------------------------------------------------------------
+ * VMs restored ahead of time from one snapshot, handed out and taken back:
+ * for a VM per request without waiting for a restore. The pool's config
+ * names the snapshot (capsa_vm_config_set_snapshot) or an image with
+ * automatic snapshots; its workload (say, a server, or `sleep infinity`
+ * for exec-only use) starts in each VM. */
+
+typedef struct capsa_pool capsa_pool;
+
+typedef struct capsa_pool_options {
+	uint32_t min_idle;        /* VMs kept started and ready (default 0) */
+	uint32_t max_vms;         /* VMs at most, idle, in use and starting (default 16) */
+	uint32_t max_starting;    /* restores or boots in flight at once (default 2) */
+	uint32_t idle_timeout_ms; /* idle VMs beyond min_idle are stopped after this long (0: never) */
+} capsa_pool_options;
+
+typedef enum capsa_pool_release_mode {
+	CAPSA_POOL_RELEASE_CLEAN = 0, /* stop the VM; a fresh one from the snapshot takes its place */
+	CAPSA_POOL_RELEASE_KEEP = 1,  /* put it back as it is, for the next acquire */
+} capsa_pool_release_mode;
+
+typedef struct capsa_pool_stats {
+	uint32_t idle, in_use, starting;
+	uint64_t acquired;        /* successful acquires */
+	uint64_t timed_out;       /* acquires that gave up */
+	uint64_t started, stopped, failed_starts;
+	uint64_t acquire_wait_us_total; /* time acquires spent waiting, summed */
+} capsa_pool_stats;
+
+/* Copies cfg; opts may be NULL for the defaults. Starts min_idle VMs in
+ * the background. */
+CAPSA_API capsa_pool *capsa_pool_new(const capsa_vm_config *cfg, const capsa_pool_options *opts, capsa_error *err);
+/* An idle VM, or a new one if the caps allow, waiting at most timeout_ms
+ * (0: do not wait) for one. Fails with ETIMEDOUT, or with the error of
+ * the last failed start when every start fails. */
+CAPSA_API capsa_vm *capsa_pool_acquire(capsa_pool *pool, uint32_t timeout_ms, capsa_error *err);
+/* Hands an acquired VM back. A VM whose workload ended is stopped,
+ * whatever the mode. */
+CAPSA_API void capsa_pool_release(capsa_pool *pool, capsa_vm *vm, capsa_pool_release_mode mode);
+CAPSA_API void capsa_pool_get_stats(capsa_pool *pool, capsa_pool_stats *stats);
+/* Stops every VM, acquired ones included (release them first). */
+CAPSA_API void capsa_pool_free(capsa_pool *pool);
 
 /* ---- talking to a running VM's agent ---------------------------------
  * These take a control socket path, so any process can use them, not only
@@ -227,6 +359,11 @@ CAPSA_API int capsa_image_prepare(capsa_image_store *store, const char *ref, cap
 
 /* Whether ref names a stored image (reference, name or id); 1 yes, 0 no. */
 CAPSA_API int capsa_image_exists(capsa_image_store *store, const char *ref, capsa_error *err);
+/* The ports a stored image declares (its ExposedPorts), e.g. "80/tcp",
+ * as a NULL-terminated list (free with capsa_strv_free); an empty list
+ * when it declares none. */
+CAPSA_API int capsa_image_exposed_ports(capsa_image_store *store, const char *ref, char ***ports,
+					capsa_error *err);
 
 typedef struct capsa_image_info {
 	char *name;     /* "docker.io/library/busybox:latest" */
@@ -244,6 +381,25 @@ CAPSA_API int capsa_image_remove(capsa_image_store *store, const char *ref, caps
 CAPSA_API int capsa_image_prune(capsa_image_store *store, uint64_t *bytes_freed, capsa_error *err);
 
 CAPSA_API void capsa_strv_free(char **strv);
+
+/* ---- volumes: persistent named disks ---------------------------------
+ * data_dir is the image store directory (NULL: $XDG_DATA_HOME/capsa);
+ * volumes live in its volumes/ folder as NAME.ext4. */
+
+typedef struct capsa_volume_info {
+	char *name;
+	uint64_t size;        /* apparent size: what the guest sees */
+	uint64_t disk_usage;  /* bytes the sparse image takes on the host */
+	bool in_use;          /* attached to a running VM */
+} capsa_volume_info;
+
+/* Creates an empty volume of size_bytes (0: 8 GiB); EEXIST if it exists. */
+CAPSA_API int capsa_volume_create(const char *data_dir, const char *name, uint64_t size_bytes, capsa_error *err);
+/* The volumes sorted by name (free with capsa_volume_list_free). */
+CAPSA_API int capsa_volume_list(const char *data_dir, capsa_volume_info **list, size_t *count, capsa_error *err);
+CAPSA_API void capsa_volume_list_free(capsa_volume_info *list, size_t count);
+/* Deletes a volume and its data; EBUSY while a VM uses it. */
+CAPSA_API int capsa_volume_remove(const char *data_dir, const char *name, capsa_error *err);
 
 /* Checks that /dev/kvm can run a normal Linux guest on this host.
  * Returns 0 if it can, <0 with a message naming the fix if it cannot. */

@@ -914,6 +914,82 @@ static void serve_workload_signal(int conn, const uint8_t *payload, size_t len, 
 	send_empty(conn, AGENT_OK);
 }
 
+/* Standby: hands START to init, which starts the workload and, before it
+ * answers, replaces this agent with one that knows the workload. */
+static void serve_start(int conn, const uint8_t *payload, size_t len)
+{
+	struct agent_start_request req;
+	uint32_t len32 = (uint32_t)len;
+	int32_t result;
+	uint8_t frame[AGENT_HEADER_SIZE + 4];
+
+	if (the_workload.start_fd < 0) {
+		send_error(conn, EALREADY, "the workload has already been started");
+		return;
+	}
+	if (agent_decode_start(payload, len, &req) < 0) {
+		send_error(conn, EPROTO, "malformed START request");
+		return;
+	}
+	agent_start_request_free(&req);
+	if (send_all(the_workload.start_fd, &len32, sizeof(len32), -1) < 0 ||
+	    send_all(the_workload.start_fd, payload, len, -1) < 0) {
+		send_error(conn, EIO, "cannot hand the workload to init: %s", strerror(errno));
+		return;
+	}
+	if (recv_exact(the_workload.started_fd, &result, sizeof(result), -1) != (ssize_t)sizeof(result)) {
+		send_error(conn, EIO, "init did not say whether the workload started");
+		return;
+	}
+	if (result < 0) {
+		send_error(conn, -result, "starting the workload: %s", strerror(-result));
+		return;
+	}
+	send_frame(conn, frame, agent_encode_u32(frame, sizeof(frame), AGENT_STARTED, (uint32_t)result));
+}
+
+/* struct rand_pool_info and the ioctls of <linux/random.h>, which musl's
+ * headers lack. */
+struct agent_rand_pool {
+	int entropy_count;
+	int buf_size;
+	uint8_t buf[AGENT_ENTROPY_BYTES];
+};
+#define AGENT_RNDADDENTROPY _IOW('R', 0x03, int[2])
+#define AGENT_RNDRESEEDCRNG _IO('R', 0x07)
+
+/* After a restore: the clock stood still while the snapshot sat on disk,
+ * and every clone of it holds the same random state. */
+static void serve_restored(int conn, const uint8_t *payload, size_t len)
+{
+	struct agent_restored restored;
+	struct agent_rand_pool pool = { .entropy_count = 8 * AGENT_ENTROPY_BYTES, .buf_size = AGENT_ENTROPY_BYTES };
+	struct timespec now;
+	int fd;
+
+	if (agent_decode_restored(payload, len, &restored) < 0) {
+		send_error(conn, EPROTO, "malformed RESTORED request");
+		return;
+	}
+	now.tv_sec = (time_t)restored.realtime_sec;
+	now.tv_nsec = (long)restored.realtime_nsec;
+	if (clock_settime(CLOCK_REALTIME, &now) < 0) {
+		send_error(conn, errno, "set the clock: %s", strerror(errno));
+		return;
+	}
+	memcpy(pool.buf, restored.entropy, sizeof(pool.buf));
+	fd = open("/dev/urandom", O_RDWR | O_CLOEXEC);
+	if (fd < 0 || ioctl(fd, AGENT_RNDADDENTROPY, &pool) < 0 || ioctl(fd, AGENT_RNDRESEEDCRNG) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		send_error(conn, e, "reseed the random number generator: %s", strerror(e));
+		return;
+	}
+	close(fd);
+	send_empty(conn, AGENT_OK);
+}
+
 static void serve_ping(int conn, size_t len)
 {
 	uint8_t frame[AGENT_HEADER_SIZE + 4];
@@ -953,6 +1029,12 @@ static void serve_connection(int conn, pid_t workload_pid)
 		break;
 	case AGENT_WORKLOAD_SIGNAL:
 		serve_workload_signal(conn, request_buf, h.len, workload_pid);
+		break;
+	case AGENT_START:
+		serve_start(conn, request_buf, h.len);
+		break;
+	case AGENT_RESTORED:
+		serve_restored(conn, request_buf, h.len);
 		break;
 	default:
 		send_error(conn, EPROTO, "%s is not a request", agent_msg_name(h.type));

@@ -14,6 +14,12 @@ struct agent_workload {
 	char *const *env;        /* "KEY=VALUE", NULL-terminated; NULL: none */
 	const char *workdir;     /* NULL: "/" */
 	const char *user;        /* docker's USER syntax; NULL: root */
+	/* Standby (before START): START's payload goes to init on start_fd as a
+	 * u32 length and the bytes; init answers on started_fd with an i32,
+	 * the workload's pid (0 with AGENT_START_HOLD) or -errno. -1 when the
+	 * workload has started. */
+	int start_fd;
+	int started_fd;
 };
 
 /* Accepts connections on listen_fd forever, each served by a process of its

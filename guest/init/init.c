@@ -15,8 +15,11 @@
  * (user.c resolves the workload's user).
  */
 #include "agent.h"
+#include "standby.h"
 #include "agent_proto.h"
+#include "disks.h"
 #include "guest_abi.h"
+#include "net.h"
 #include "user.h"
 
 #include <errno.h>
@@ -76,7 +79,9 @@ struct config {
 	char *hostname;
 	char *user;       /* docker's USER syntax; NULL for root */
 	bool hold;        /* run no workload: the host starts it through the agent */
+	bool standby;     /* wait for the host's START (snapshots): see standby.h */
 	char **volumes;   /* tag, path, "ro"/"rw" triples; NULL-terminated */
+	char **disk_mounts; /* device, path pairs; NULL-terminated */
 	size_t env_count;
 };
 
@@ -123,6 +128,7 @@ __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
  * must be out before the report: the VMM ends the run on that write. */
 __attribute__((noreturn)) static void finish(unsigned int value)
 {
+	disks_unmount();
 	sync();
 	if (stdout_tty >= 0)
 		tcdrain(stdout_tty);
@@ -264,19 +270,39 @@ static const char *env_get(char **env, const char *key)
 	return NULL;
 }
 
+/* The workload's environment: defaults first, so the image's and the
+ * user's entries (NULL-terminated, or NULL) replace them. */
+static void compose_env(struct config *cfg, char *const *entries)
+{
+	static char default_path[] = "PATH=" DEFAULT_PATH;
+	size_t count = 0;
+	char *hostname_entry;
+
+	cfg->env = calloc(1, sizeof(*cfg->env));
+	if (!cfg->env)
+		init_fail(ENOMEM, "building the environment");
+	env_set(&cfg->env, &count, default_path);
+	if (asprintf(&hostname_entry, "HOSTNAME=%s", cfg->hostname) < 0)
+		init_fail(ENOMEM, "building the environment");
+	env_set(&cfg->env, &count, hostname_entry);
+	for (char *const *e = entries; e && *e; e++)
+		env_set(&cfg->env, &count, *e);
+	cfg->env_count = count;
+}
+
 /* The config files live in the initramfs, so this runs before the switch
  * to the new root. */
 static void load_config(struct config *cfg)
 {
-	static char default_path[] = "PATH=" DEFAULT_PATH;
-	size_t len, count = 0;
+	size_t len;
 	char *buf;
 
+	cfg->standby = access(CAPSA_CFG_STANDBY, F_OK) == 0;
 	buf = read_config_file(CAPSA_CFG_ARGV, &len);
-	if (!buf)
+	if (!buf && !cfg->standby)
 		init_fail(ENOENT, "no workload command (%s is missing from the initramfs)", CAPSA_CFG_ARGV);
-	cfg->argv = split_list(buf, len);
-	if (!cfg->argv[0] || cfg->argv[0][0] == '\0')
+	cfg->argv = buf ? split_list(buf, len) : NULL;
+	if (!cfg->standby && (!cfg->argv[0] || cfg->argv[0][0] == '\0'))
 		init_fail(EINVAL, "%s holds no command", CAPSA_CFG_ARGV);
 
 	buf = read_config_file(CAPSA_CFG_HOSTNAME, &len);
@@ -287,23 +313,14 @@ static void load_config(struct config *cfg)
 	if (cfg->workdir[0] != '/')
 		init_fail(EINVAL, "working directory '%s' is not an absolute path", cfg->workdir);
 
-	/* Defaults first, so the image's and the user's entries replace them. */
-	cfg->env = calloc(1, sizeof(*cfg->env));
-	if (!cfg->env)
-		init_fail(ENOMEM, "building the environment");
-	env_set(&cfg->env, &count, default_path);
-	if (asprintf(&buf, "HOSTNAME=%s", cfg->hostname) < 0)
-		init_fail(ENOMEM, "building the environment");
-	env_set(&cfg->env, &count, buf);
-
 	buf = read_config_file(CAPSA_CFG_ENV, &len);
 	if (buf) {
 		char **entries = split_list(buf, len);
-		for (char **e = entries; *e; e++)
-			env_set(&cfg->env, &count, *e);
+		compose_env(cfg, entries);
 		free(entries);
+	} else {
+		compose_env(cfg, NULL);
 	}
-	cfg->env_count = count;
 
 	buf = read_config_file(CAPSA_CFG_USER, &len);
 	cfg->user = buf && buf[0] ? buf : NULL;
@@ -311,6 +328,9 @@ static void load_config(struct config *cfg)
 
 	buf = read_config_file(CAPSA_CFG_VOLUMES, &len);
 	cfg->volumes = buf ? split_list(buf, len) : NULL;
+
+	buf = read_config_file(CAPSA_CFG_DISK_MOUNTS, &len);
+	cfg->disk_mounts = buf ? split_list(buf, len) : NULL;
 }
 
 /* ---- file system setup ------------------------------------------------- */
@@ -539,6 +559,15 @@ static void mount_volumes(char **volumes)
 		if (mount(tag, path, "virtiofs", strcmp(mode, "ro") == 0 ? MS_RDONLY : 0, NULL) < 0)
 			init_fail(errno, "mount the volume %s (virtio-fs tag %s)", path, tag);
 	}
+}
+
+static void mount_disks(char **disk_mounts)
+{
+	char why[512];
+	int err = disks_mount(disk_mounts, why, sizeof(why));
+
+	if (err)
+		init_fail(err, "%s", why);
 }
 
 /* ---- system identity ----------------------------------------------------- */
@@ -780,11 +809,26 @@ static unsigned int run_workload(const struct config *cfg, const struct workload
  * means no agent, not a failed run: a note on the console only, the
  * workload's stderr stays its own. */
 static struct agent_workload agent_workload;
+/* Standby: the socket the standby agent listened on (kept, so no host
+ * connection is refused in between) and where START's answer goes. */
+static int kept_listen_fd = -1;
+static int start_reply_fd = -1;
+
+static void answer_start(int32_t result)
+{
+	if (start_reply_fd < 0)
+		return;
+	write_all(start_reply_fd, &result, sizeof(result));
+	close(start_reply_fd);
+	start_reply_fd = -1;
+}
 
 static void start_agent(pid_t workload_pid, const int *init_fds, size_t n_fds)
 {
-	int fd = agent_listen_vsock(CAPSA_AGENT_PORT);
+	int fd = kept_listen_fd >= 0 ? kept_listen_fd : agent_listen_vsock(CAPSA_AGENT_PORT);
 	pid_t pid;
+
+	kept_listen_fd = -1;
 
 	if (fd < 0) {
 		if (console_fd >= 0)
@@ -809,6 +853,30 @@ static void start_agent(pid_t workload_pid, const int *init_fds, size_t n_fds)
 	if (pid < 0 && console_fd >= 0)
 		dprintf(console_fd, "capsa: guest init: warning: no agent (fork: %s)\n", strerror(errno));
 	close(fd);
+	answer_start(workload_pid);
+}
+
+/* Standby: waits for START and takes the workload from it, as load_config
+ * takes it from the initramfs on a cold boot. */
+static void wait_for_start(struct config *cfg)
+{
+	static struct agent_start_request req;
+	uint8_t *payload;
+	char why[256];
+	int err;
+
+	kept_listen_fd = agent_listen_vsock(CAPSA_AGENT_PORT);
+	if (kept_listen_fd < 0)
+		init_fail(errno, "standby needs the agent: vsock port %d", CAPSA_AGENT_PORT);
+	err = standby_wait_for_start(kept_listen_fd, &req, &payload, &start_reply_fd, why, sizeof(why));
+	if (err)
+		init_fail(err, "%s", why);
+	cfg->argv = (char **)req.argv;
+	cfg->hostname = (char *)req.hostname;
+	cfg->workdir = (char *)(req.workdir[0] ? req.workdir : DEFAULT_WORKDIR);
+	cfg->user = req.user[0] ? (char *)req.user : NULL;
+	cfg->hold = req.flags & AGENT_START_HOLD;
+	compose_env(cfg, (char *const *)req.env);
 }
 
 /* Interactive runs: the agent is all init starts, and the workload comes
@@ -852,13 +920,21 @@ int main(void)
 	mount_overlay_root();
 	switch_to_new_root();
 
-	setup_hostname(cfg.hostname);
 	bring_up_loopback();
+	int net_err = net_write_resolv_conf();
+	if (net_err)
+		say("warning: write /etc/resolv.conf: %s", strerror(net_err));
 	mount_volumes(cfg.volumes);
+	mount_disks(cfg.disk_mounts);
+	if (cfg.standby)
+		wait_for_start(&cfg);
+	setup_hostname(cfg.hostname);
 	if (mkdir_p(cfg.workdir, 0755) < 0)
 		init_fail(errno, "create working directory %s", cfg.workdir);
 	resolve_workload_user(&cfg, &user);
-	agent_workload = (struct agent_workload){ .env = cfg.env, .workdir = cfg.workdir, .user = cfg.user };
+	agent_workload = (struct agent_workload){
+		.env = cfg.env, .workdir = cfg.workdir, .user = cfg.user, .start_fd = -1, .started_fd = -1
+	};
 
 	if (cfg.hold)
 		hold(&signals);

@@ -28,11 +28,23 @@ int cmd_logs(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_cp(int argc, char **argv);
+int cmd_volume(int argc, char **argv);
+int cmd_bake(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_snapshots(int argc, char **argv);
+
+/* "512", "512M", "2G" (MiB by default) to MiB; -1 if malformed. */
+int cli_parse_memory(const char *text, uint32_t *mib);
+int cli_parse_cpus(const char *text, uint32_t *cpus);
+/* Whether a snapshot of this name exists in the default data directory. */
+bool cli_snapshot_exists(const char *name);
 
 /* The default image store, or NULL after printing why. */
 capsa_image_store *cli_open_store(void);
 /* "1.5 MiB" */
 void cli_format_size(uint64_t bytes, char *buf, size_t size);
+/* "512M", "2G", "1T", "4096" (bytes) to bytes; -1 if it is not a size. */
+int cli_parse_size(const char *text, uint64_t *bytes);
 
 /* Blocks the signals a session relays (call before any thread exists)
  * and returns a signalfd for them, or -1 after printing why. */

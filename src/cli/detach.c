@@ -22,6 +22,7 @@
 
 #include "cli.h"
 #include "instances.h"
+#include "vmm_control.h"
 
 /* How long a SIGTERM to the VMM process gives the workload before the VM
  * is stopped by force. */
@@ -242,6 +243,29 @@ static int redirect_stdio(struct vmm *m)
 }
 
 /* The VMM process: returns its exit status. */
+/* `capsa snapshot`, through the VMM control socket. The lock keeps the VM
+ * from being freed meanwhile. */
+static int vmm_snapshot(void *opaque, const char *name, bool replace, capsa_error *err)
+{
+	struct vmm *m = opaque;
+	int r;
+
+	pthread_mutex_lock(&m->lock);
+	if (!m->vm || m->finished || m->stopping) {
+		err->code = ECHILD;
+		snprintf(err->message, sizeof(err->message), "the VM is stopping");
+		r = -1;
+	} else {
+		r = capsa_vm_snapshot(m->vm, name, replace, err);
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (r == 0)
+		vmm_note("saved snapshot %s", name);
+	else
+		vmm_note("snapshot %s failed: %s", name, err->message);
+	return r;
+}
+
 static int vmm_main(capsa_vm_config *cfg, const struct instance *inst, int report_fd)
 {
 	struct vmm m = {
@@ -297,6 +321,10 @@ static int vmm_main(capsa_vm_config *cfg, const struct instance *inst, int repor
 	m.vm = vm;
 	bool stop_now = m.stop_requested;
 	pthread_mutex_unlock(&m.lock);
+	char *control = instance_path(inst, INSTANCE_VMM_SOCKET);
+	if (!control || vmm_control_serve(control, vmm_snapshot, &m, &err) < 0)
+		vmm_note("no snapshots of this VM: %s", control ? err.message : "out of memory");
+	free(control);
 	report(report_fd, REPORT_READY, NULL);
 	close(report_fd);
 	report_fd = -1;

@@ -23,6 +23,10 @@ static const struct {
 	{ "images", cmd_images, "list stored images" },
 	{ "rmi", cmd_rmi, "remove stored images" },
 	{ "prune", cmd_prune, "free the space of images no longer named" },
+	{ "bake", cmd_bake, "boot an image and save it as a snapshot, for fast starts" },
+	{ "snapshot", cmd_snapshot, "save a running VM (started with run -d) as a snapshot" },
+	{ "snapshots", cmd_snapshots, "list and remove snapshots" },
+	{ "volume", cmd_volume, "list, create and remove persistent disks (run --disk NAME:/path)" },
 };
 
 void cli_error(const char *fmt, ...)

@@ -10,16 +10,22 @@
 
 #include "cli.h"
 #include "guest_files.h"
+#include "publish.h"
 
 static void run_usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: capsa run [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
+		"Usage: capsa run [OPTIONS] IMAGE|SNAPSHOT [COMMAND [ARG...]]\n"
 		"       capsa run [OPTIONS] --rootfs DIR [--] COMMAND [ARG...]\n\n"
 		"Boot a microVM from IMAGE (pulled first if it is not stored yet) or from the\n"
 		"root filesystem in DIR, run the command in it and exit with the command's\n"
 		"exit status (capsa's own errors exit with %d). With an image, COMMAND\n"
 		"replaces the image's Cmd and follows its Entrypoint, as with docker run.\n\n"
+		"The first run of an image boots it and saves a snapshot of the booted guest\n"
+		"before the command starts; later runs restore that snapshot instead of booting\n"
+		"(runs with -v or --disk always boot). A SNAPSHOT name (capsa bake, capsa\n"
+		"snapshot; see capsa snapshots ls) is restored, and wins over an image of the\n"
+		"same name.\n\n"
 		"Options:\n"
 		"  -d, --detach        start the VM in the background, print its id and return once\n"
 		"                      it is ready (see capsa exec, ps, logs, stop, rm, cp)\n"
@@ -41,9 +47,24 @@ static void run_usage(FILE *out)
 		"  -m, --memory SIZE   guest memory, e.g. 512M or 2G (default 512M)\n"
 		"  -c, --cpus N        number of vCPUs (default 1)\n"
 		"  --disk FILE[:ro]    attach FILE as a virtio disk (/dev/vdb, /dev/vdc, ...)\n"
+		"  --disk NAME:/PATH[:SIZE]  mount the persistent volume NAME (ext4) at /PATH,\n"
+		"                      creating it with SIZE (e.g. 512M, 2G; default 8G, sparse) on\n"
+		"                      first use; one VM at a time (see capsa volume)\n"
 		"  -v, --volume HOSTDIR:GUESTDIR[:ro]  share a host directory with the guest\n"
 		"                      (virtio-fs; read-write unless :ro)\n"
+		"  --network MODE      nat (default: user-mode NAT, guest 10.0.2.15, the host's\n"
+		"                      loopback at 10.0.2.2), none (no network device) or\n"
+		"                      tap:NAME (an existing host TAP device)\n"
+		"  -p, --publish [HOSTIP:]HOSTPORT:GUESTPORT[/udp]  publish a guest port on the\n"
+		"                      host (default HOSTIP 0.0.0.0; repeatable)\n"
+		"  -P, --publish-all   publish every port the image exposes on a free host port\n"
+		"                      and print the mapping\n"
+		"  --egress POLICY     where the guest may send traffic: allow_all (default),\n"
+		"                      deny_private (no private, loopback, link-local, metadata or\n"
+		"                      multicast addresses, including the host via 10.0.2.2),\n"
+		"                      allow:CIDR,... or deny:CIDR,...\n"
 		"  --hostname NAME     guest hostname (default capsa)\n"
+		"  --no-snapshot       boot the image, without using or saving a snapshot\n"
 		"  --console           show the kernel's and init's messages on stderr\n"
 		"  --kernel FILE       guest kernel (default: $CAPSA_KERNEL, then\n"
 		"                      ~/.cache/capsa/kernel/vmlinux from guest/kernel/build.sh)\n"
@@ -53,7 +74,7 @@ static void run_usage(FILE *out)
 }
 
 /* "512", "512M", "2G" (MiB by default) to MiB. */
-static int parse_memory(const char *text, uint32_t *mib)
+int cli_parse_memory(const char *text, uint32_t *mib)
 {
 	char *end;
 	errno = 0;
@@ -72,7 +93,7 @@ static int parse_memory(const char *text, uint32_t *mib)
 	return 0;
 }
 
-static int parse_cpus(const char *text, uint32_t *cpus)
+int cli_parse_cpus(const char *text, uint32_t *cpus)
 {
 	char *end;
 	errno = 0;
@@ -85,7 +106,7 @@ static int parse_cpus(const char *text, uint32_t *cpus)
 
 enum {
 	OPT_ROOTFS = 256, OPT_DISK, OPT_HOSTNAME, OPT_CONSOLE, OPT_KERNEL, OPT_INIT, OPT_ENTRYPOINT, OPT_ENV_FILE,
-	OPT_PULL, OPT_PLATFORM, OPT_INSECURE, OPT_NAME,
+	OPT_PULL, OPT_PLATFORM, OPT_INSECURE, OPT_NAME, OPT_NO_SNAPSHOT, OPT_NETWORK, OPT_EGRESS,
 };
 
 static const struct option run_options[] = {
@@ -97,7 +118,12 @@ static const struct option run_options[] = {
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "volume", required_argument, NULL, 'v' },
 	{ "hostname", required_argument, NULL, OPT_HOSTNAME },
+	{ "network", required_argument, NULL, OPT_NETWORK },
+	{ "publish", required_argument, NULL, 'p' },
+	{ "publish-all", no_argument, NULL, 'P' },
+	{ "egress", required_argument, NULL, OPT_EGRESS },
 	{ "console", no_argument, NULL, OPT_CONSOLE },
+	{ "no-snapshot", no_argument, NULL, OPT_NO_SNAPSHOT },
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "init", required_argument, NULL, OPT_INIT },
 	{ "entrypoint", required_argument, NULL, OPT_ENTRYPOINT },
@@ -153,8 +179,41 @@ out:
 	return r;
 }
 
+/* NAME:/PATH[:SIZE], told from FILE[:ro] by the absolute path after a
+ * first ':' that no '/' precedes. */
+static int add_named_disk_option(capsa_vm_config *cfg, const char *spec, const char *colon, capsa_error *err)
+{
+	char *name = strndup(spec, (size_t)(colon - spec));
+	char *path = strdup(colon + 1);
+	uint64_t size = 0;
+	int r = -1;
+
+	if (!name || !path) {
+		*err = (capsa_error){ .code = ENOMEM, .message = "out of memory" };
+		goto out;
+	}
+	char *size_text = strchr(path, ':');
+	if (size_text) {
+		*size_text++ = '\0';
+		if (cli_parse_size(size_text, &size) < 0) {
+			err->code = EINVAL;
+			snprintf(err->message, sizeof(err->message),
+				 "--disk '%s': '%s' is not a size such as 512M or 2G", spec, size_text);
+			goto out;
+		}
+	}
+	r = capsa_vm_config_add_named_disk(cfg, name, path, size, err);
+out:
+	free(name);
+	free(path);
+	return r;
+}
+
 static int add_disk_option(capsa_vm_config *cfg, const char *spec, capsa_error *err)
 {
+	const char *colon = strchr(spec, ':');
+	if (colon && colon != spec && colon[1] == '/' && !memchr(spec, '/', (size_t)(colon - spec)))
+		return add_named_disk_option(cfg, spec, colon, err);
 	char *path = strdup(spec);
 	if (!path)
 		return -1;
@@ -239,12 +298,13 @@ int cmd_run(int argc, char **argv)
 	enum pull_policy policy = PULL_MISSING;
 	bool have_rootfs = false;
 	struct cli_detach detach = { 0 };
-	bool detached = false, interactive = false, tty = false;
+	bool detached = false, interactive = false, tty = false, publish_all = false, use_snapshots = true;
+	bool is_snapshot = false;
 	int status = CLI_EXIT_FAILURE;
 	int c;
 	optind = 1;
 	/* '+': options end at the first non-option, which starts the command. */
-	while ((c = getopt_long(argc, argv, "+e:w:m:c:u:v:qdith", run_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+e:w:m:c:u:v:p:Pqdith", run_options, NULL)) != -1) {
 		int r = 0;
 		switch (c) {
 		case OPT_ROOTFS:
@@ -260,7 +320,7 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'm': {
 			uint32_t mib;
-			if (parse_memory(optarg, &mib) < 0) {
+			if (cli_parse_memory(optarg, &mib) < 0) {
 				cli_error("--memory '%s' is not a size such as 512M or 2G", optarg);
 				goto out;
 			}
@@ -269,7 +329,7 @@ int cmd_run(int argc, char **argv)
 		}
 		case 'c': {
 			uint32_t cpus;
-			if (parse_cpus(optarg, &cpus) < 0) {
+			if (cli_parse_cpus(optarg, &cpus) < 0) {
 				cli_error("--cpus '%s' is not a number", optarg);
 				goto out;
 			}
@@ -285,6 +345,21 @@ int cmd_run(int argc, char **argv)
 			break;
 		case OPT_HOSTNAME:
 			r = capsa_vm_config_set_hostname(cfg, optarg, &err);
+			break;
+		case OPT_NETWORK:
+			r = capsa_vm_config_set_network(cfg, optarg, &err);
+			break;
+		case 'p':
+			r = capsa_vm_config_add_port(cfg, optarg, &err);
+			break;
+		case 'P':
+			publish_all = true;
+			break;
+		case OPT_EGRESS:
+			r = capsa_vm_config_set_egress(cfg, optarg, &err);
+			break;
+		case OPT_NO_SNAPSHOT:
+			use_snapshots = false;
 			break;
 		case OPT_CONSOLE:
 			r = capsa_vm_config_set_output(cfg, 1, 2, 2, &err);
@@ -369,7 +444,9 @@ int cmd_run(int argc, char **argv)
 			goto out;
 		}
 		image = argv[optind++];
-		if (capsa_vm_config_set_image(cfg, image, &err) < 0) {
+		is_snapshot = use_snapshots && cli_snapshot_exists(image);
+		if (is_snapshot ? capsa_vm_config_set_snapshot(cfg, image, &err) < 0
+				: capsa_vm_config_set_image(cfg, image, &err) < 0) {
 			cli_error_from(&err);
 			goto out;
 		}
@@ -401,7 +478,13 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	}
 
-	if (image && ensure_image(image, policy, &pull) < 0)
+	if (image && !is_snapshot && ensure_image(image, policy, &pull) < 0)
+		goto out;
+	if (capsa_vm_config_set_auto_snapshot(cfg, use_snapshots, &err) < 0) {
+		cli_error_from(&err);
+		goto out;
+	}
+	if (publish_all && cli_publish_all(cfg, image) < 0)
 		goto out;
 	if (detached) {
 		if (image)

@@ -134,7 +134,7 @@ static struct reader reader_of(const void *payload, size_t len)
 
 static bool type_known(uint16_t type)
 {
-	return (type >= AGENT_PING && type <= AGENT_WORKLOAD_SIGNAL) ||
+	return (type >= AGENT_PING && type <= AGENT_RESTORED) ||
 	       (type >= AGENT_STDIN && type <= AGENT_RESIZE) ||
 	       (type >= AGENT_PONG && type <= AGENT_STAT_RESULT) ||
 	       type == AGENT_DATA || type == AGENT_END;
@@ -142,7 +142,7 @@ static bool type_known(uint16_t type)
 
 static size_t max_payload(uint16_t type)
 {
-	return type == AGENT_EXEC ? AGENT_MAX_REQUEST : AGENT_MAX_PAYLOAD;
+	return type == AGENT_EXEC || type == AGENT_START ? AGENT_MAX_REQUEST : AGENT_MAX_PAYLOAD;
 }
 
 int agent_decode_header(const void *buf, struct agent_header *h)
@@ -318,26 +318,21 @@ static void get_string_list(struct reader *r, const char **vec, uint32_t count)
 	vec[count] = NULL;
 }
 
-int agent_decode_exec(const void *payload, size_t len, struct agent_exec_request *req)
+/* argv (at least one string, the first non-empty) then env, as EXEC and
+ * START carry them: one allocation holding both NULL-terminated vectors
+ * (free it through *argv). -1 with EPROTO when malformed. */
+static int get_argv_env(struct reader *r, const char *const **argv, const char *const **env)
 {
-	struct reader r = reader_of(payload, len);
+	uint32_t argc = get_u32(r), envc;
 	struct reader strings;
-	uint32_t argc, envc;
 	const char **vec;
 
-	memset(req, 0, sizeof(*req));
-	req->flags = get_u32(&r);
-	req->rows = get_u16(&r);
-	req->cols = get_u16(&r);
-	req->timeout_ms = get_u32(&r);
-	argc = get_u32(&r);
 	/* Every string takes at least one byte: a count larger than what is
 	 * left is a lie, and checking it first bounds the allocation. */
-	if (r.bad || argc == 0 || argc > r.left || (req->flags & ~AGENT_EXEC_FLAGS_ALL))
+	if (r->bad || argc == 0 || argc > r->left)
 		return malformed();
-
 	/* Find envc by walking past argv once without storing anything. */
-	strings = r;
+	strings = *r;
 	for (uint32_t i = 0; i < argc; i++)
 		get_string(&strings);
 	envc = get_u32(&strings);
@@ -347,14 +342,34 @@ int agent_decode_exec(const void *payload, size_t len, struct agent_exec_request
 	vec = calloc((size_t)argc + envc + 2, sizeof(*vec));
 	if (!vec)
 		return -1;
-	get_string_list(&r, vec, argc);
-	get_u32(&r);
-	get_string_list(&r, vec + argc + 1, envc);
-	req->argv = vec;
-	req->env = vec + argc + 1;
+	get_string_list(r, vec, argc);
+	get_u32(r);
+	get_string_list(r, vec + argc + 1, envc);
+	if (r->bad || !vec[0][0]) {
+		free(vec);
+		return malformed();
+	}
+	*argv = vec;
+	*env = vec + argc + 1;
+	return 0;
+}
+
+int agent_decode_exec(const void *payload, size_t len, struct agent_exec_request *req)
+{
+	struct reader r = reader_of(payload, len);
+
+	memset(req, 0, sizeof(*req));
+	req->flags = get_u32(&r);
+	req->rows = get_u16(&r);
+	req->cols = get_u16(&r);
+	req->timeout_ms = get_u32(&r);
+	if (r.bad || (req->flags & ~AGENT_EXEC_FLAGS_ALL))
+		return malformed();
+	if (get_argv_env(&r, &req->argv, &req->env) < 0)
+		return -1;
 	req->cwd = get_string(&r);
 	req->user = get_string(&r);
-	if (finish_read(&r) < 0 || !vec[0][0] || (req->cwd[0] && !path_valid(req->cwd))) {
+	if (finish_read(&r) < 0 || (req->cwd[0] && !path_valid(req->cwd))) {
 		agent_exec_request_free(req);
 		return malformed();
 	}
@@ -366,6 +381,76 @@ void agent_exec_request_free(struct agent_exec_request *req)
 	free((void *)req->argv);
 	req->argv = NULL;
 	req->env = NULL;
+}
+
+/* ---- START and RESTORED ------------------------------------------------------ */
+
+size_t agent_encode_start(void *buf, size_t cap, const struct agent_start_request *req)
+{
+	struct writer w = begin_frame(buf, cap);
+	const char *workdir = req->workdir ? req->workdir : "";
+
+	if (!req->hostname || !req->hostname[0] || !req->argv || !req->argv[0] || !req->argv[0][0] ||
+	    (req->flags & ~AGENT_START_FLAGS_ALL) || (workdir[0] && !path_valid(workdir)))
+		return 0;
+	put_u32(&w, req->flags);
+	put_string(&w, req->hostname);
+	put_string_list(&w, req->argv);
+	put_string_list(&w, req->env);
+	put_string(&w, workdir);
+	put_string(&w, req->user ? req->user : "");
+	return end_frame(&w, AGENT_START);
+}
+
+int agent_decode_start(const void *payload, size_t len, struct agent_start_request *req)
+{
+	struct reader r = reader_of(payload, len);
+
+	memset(req, 0, sizeof(*req));
+	req->flags = get_u32(&r);
+	req->hostname = get_string(&r);
+	if (r.bad || (req->flags & ~AGENT_START_FLAGS_ALL) || !req->hostname[0])
+		return malformed();
+	if (get_argv_env(&r, &req->argv, &req->env) < 0)
+		return -1;
+	req->workdir = get_string(&r);
+	req->user = get_string(&r);
+	if (finish_read(&r) < 0 || (req->workdir[0] && !path_valid(req->workdir))) {
+		agent_start_request_free(req);
+		return malformed();
+	}
+	return 0;
+}
+
+void agent_start_request_free(struct agent_start_request *req)
+{
+	free((void *)req->argv);
+	req->argv = NULL;
+	req->env = NULL;
+}
+
+size_t agent_encode_restored(void *buf, size_t cap, const struct agent_restored *restored)
+{
+	struct writer w = begin_frame(buf, cap);
+
+	if (restored->realtime_nsec >= 1000000000u)
+		return 0;
+	put_u64(&w, restored->realtime_sec);
+	put_u32(&w, restored->realtime_nsec);
+	put_bytes(&w, restored->entropy, sizeof(restored->entropy));
+	return end_frame(&w, AGENT_RESTORED);
+}
+
+int agent_decode_restored(const void *payload, size_t len, struct agent_restored *restored)
+{
+	struct reader r = reader_of(payload, len);
+
+	restored->realtime_sec = get_u64(&r);
+	restored->realtime_nsec = get_u32(&r);
+	take(&r, restored->entropy, sizeof(restored->entropy));
+	if (finish_read(&r) < 0 || restored->realtime_nsec >= 1000000000u)
+		return malformed();
+	return 0;
 }
 
 /* ---- the other messages ------------------------------------------------------ */
@@ -503,6 +588,8 @@ const char *agent_msg_name(uint16_t type)
 	case AGENT_FILE_READ: return "FILE_READ";
 	case AGENT_STAT: return "STAT";
 	case AGENT_WORKLOAD_SIGNAL: return "WORKLOAD_SIGNAL";
+	case AGENT_START: return "START";
+	case AGENT_RESTORED: return "RESTORED";
 	case AGENT_STDIN: return "STDIN";
 	case AGENT_STDIN_EOF: return "STDIN_EOF";
 	case AGENT_SIGNAL: return "SIGNAL";

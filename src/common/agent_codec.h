@@ -39,6 +39,21 @@ struct agent_exec_request {
 	uint32_t timeout_ms;      /* 0 = none */
 };
 
+struct agent_start_request {
+	uint32_t flags;           /* AGENT_START_* */
+	const char *hostname;     /* non-empty */
+	const char *const *argv;  /* NULL-terminated, argv[0] non-empty */
+	const char *const *env;   /* NULL-terminated "KEY=VALUE"; NULL = none */
+	const char *workdir;      /* absolute; NULL or "" = / */
+	const char *user;         /* NULL or "" = root */
+};
+
+struct agent_restored {
+	uint64_t realtime_sec;
+	uint32_t realtime_nsec;
+	uint8_t entropy[AGENT_ENTROPY_BYTES];
+};
+
 struct agent_exit {
 	int32_t exit_code;        /* status, or 128 + signal */
 	uint32_t signal;          /* 0 if the process exited */
@@ -97,6 +112,15 @@ void agent_exec_request_free(struct agent_exec_request *req);
 
 /* A message longer than AGENT_ERROR_MESSAGE_MAX - 1 bytes is cut; a code
  * outside 1 .. 4095 becomes EIO. */
+/* START: 0 if it does not fit or a field is invalid. Decoding allocates
+ * the vectors; free them with agent_start_request_free. */
+size_t agent_encode_start(void *buf, size_t cap, const struct agent_start_request *req);
+int agent_decode_start(const void *payload, size_t len, struct agent_start_request *req);
+void agent_start_request_free(struct agent_start_request *req);
+
+size_t agent_encode_restored(void *buf, size_t cap, const struct agent_restored *r);
+int agent_decode_restored(const void *payload, size_t len, struct agent_restored *r);
+
 size_t agent_encode_error(void *buf, size_t cap, int code, const char *message);
 int agent_decode_error(const void *payload, size_t len, struct agent_error *out);
 

@@ -77,6 +77,21 @@ enum agent_msg_type {
 	 * Answered with OK or ERROR. */
 	AGENT_WORKLOAD_SIGNAL = 6,
 
+	/* Only to a guest booted in standby (CAPSA_CFG_STANDBY), which is how
+	 * snapshots are taken: init has everything up but the workload.
+	 * u32 flags (AGENT_START_*), string hostname, string list argv (at least
+	 * one), string list env (the workload's, as CAPSA_CFG_ENV), string workdir
+	 * ("" = /), string user ("" = root). Init starts the workload as a cold
+	 * boot would have; execs inherit it from then on. Answered with STARTED
+	 * (pid; 0 with AGENT_START_HOLD) or ERROR. Only the first START counts. */
+	AGENT_START = 7,
+
+	/* u64 realtime_sec, u32 realtime_nsec, 64 bytes of entropy. Sent first to a
+	 * guest restored from a snapshot: sets the wall clock and reseeds the
+	 * kernel's random number generator, so clones of one snapshot neither
+	 * live in the past nor share their random numbers. Answered with OK. */
+	AGENT_RESTORED = 8,
+
 	/* ---- during an exec, host to guest ---- */
 
 	AGENT_STDIN = 16,          /* data for the process's stdin (ignored if it was not opened) */
@@ -115,6 +130,12 @@ enum {
 	AGENT_EXEC_STDIN = 1 << 1, /* the host sends stdin; otherwise stdin is /dev/null */
 };
 #define AGENT_EXEC_FLAGS_ALL (AGENT_EXEC_TTY | AGENT_EXEC_STDIN)
+
+enum {
+	AGENT_START_HOLD = 1 << 0, /* start no process: the workload comes as an exec (interactive runs) */
+};
+#define AGENT_START_FLAGS_ALL AGENT_START_HOLD
+#define AGENT_ENTROPY_BYTES 64
 
 enum {
 	AGENT_EXIT_TIMED_OUT = 1 << 0,  /* killed (SIGKILL) because timeout_ms passed */

@@ -30,9 +30,16 @@
  * host runs the workload through the agent (interactive runs, with a
  * terminal) and ends the VM when it is done. */
 #define CAPSA_CFG_HOLD      "/capsa/hold"
+/* Present (empty) when the guest boots for a snapshot: init starts the
+ * agent and waits for the host's START (agent_proto.h) to learn the
+ * workload; CAPSA_CFG_ARGV may then be missing. */
+#define CAPSA_CFG_STANDBY   "/capsa/standby"
 /* Host directories shared over virtio-fs: for each, three strings: the
  * device's tag, the absolute guest path to mount it on, and "ro" or "rw". */
 #define CAPSA_CFG_VOLUMES   "/capsa/volumes"
+/* Persistent disks (ext4) to mount read-write: for each, two strings: the
+ * block device ("/dev/vdb") and the absolute guest path to mount it on. */
+#define CAPSA_CFG_DISK_MOUNTS "/capsa/disk-mounts"
 /* Largest config file init reads; the host refuses to write a bigger one. */
 #define CAPSA_CFG_MAX_BYTES (1024 * 1024)
 

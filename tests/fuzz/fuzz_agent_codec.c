@@ -26,6 +26,8 @@ static void check_same(size_t n, uint16_t type, const uint8_t *payload, size_t l
 static void fuzz_payload(const uint8_t *p, size_t len)
 {
 	struct agent_exec_request exec;
+	struct agent_start_request start;
+	struct agent_restored restored;
 	struct agent_file_write fw;
 	struct agent_stat_result st;
 	struct agent_error error;
@@ -60,6 +62,15 @@ static void fuzz_payload(const uint8_t *p, size_t len)
 		check_same(agent_encode_exec(frame, sizeof(frame), &exec), AGENT_EXEC, p, len);
 		agent_exec_request_free(&exec);
 	}
+	if (agent_decode_start(p, len, &start) == 0) {
+		size_t n = agent_encode_start(NULL, 0, &start);
+		if (n > sizeof(frame))
+			abort();
+		check_same(agent_encode_start(frame, sizeof(frame), &start), AGENT_START, p, len);
+		agent_start_request_free(&start);
+	}
+	if (agent_decode_restored(p, len, &restored) == 0)
+		check_same(agent_encode_restored(frame, sizeof(frame), &restored), AGENT_RESTORED, p, len);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

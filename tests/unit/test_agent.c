@@ -76,7 +76,7 @@ static int fx_setup(void **state)
 	fx->agent = fork();
 	assert_true(fx->agent >= 0);
 	if (fx->agent == 0) {
-		struct agent_workload workload = { .pid = fx->workload };
+		struct agent_workload workload = { .pid = fx->workload, .start_fd = -1, .started_fd = -1 };
 		agent_serve(fd, &workload);
 		_exit(1);
 	}

@@ -384,6 +384,71 @@ static void test_paths_and_file_write(void **state)
 	assert_int_equal(agent_decode_file_write("\0\0\0\0\0\0\0\0\0\0\0\0/x", 14, &got), -1);
 }
 
+static void test_start_and_restored(void **state)
+{
+	const char *argv[] = { "sh", "-c", "exit 3", NULL };
+	const char *env[] = { "A=1", NULL };
+	struct agent_start_request req = {
+		.flags = AGENT_START_HOLD, .hostname = "clone", .argv = argv, .env = env, .workdir = "/srv", .user = "1000:50",
+	};
+	struct agent_start_request got;
+	size_t n = agent_encode_start(NULL, 0, &req);
+
+	(void)state;
+	assert_true(n > AGENT_HEADER_SIZE);
+	assert_int_equal(agent_encode_start(frame, sizeof(frame), &req), n);
+	const uint8_t *payload = payload_of(n, AGENT_START);
+	size_t len = n - AGENT_HEADER_SIZE;
+	assert_int_equal(agent_decode_start(payload, len, &got), 0);
+	assert_int_equal(got.flags, AGENT_START_HOLD);
+	assert_string_equal(got.hostname, "clone");
+	assert_string_equal(got.argv[2], "exit 3");
+	assert_null(got.argv[3]);
+	assert_string_equal(got.env[0], "A=1");
+	assert_null(got.env[1]);
+	assert_string_equal(got.workdir, "/srv");
+	assert_string_equal(got.user, "1000:50");
+	agent_start_request_free(&got);
+
+	/* Every proper prefix and one byte more are malformed. */
+	uint8_t copy[512];
+	assert_true(len < sizeof(copy));
+	memcpy(copy, payload, len);
+	for (size_t cut = 0; cut < len; cut++) {
+		assert_int_equal(agent_decode_start(copy, cut, &got), -1);
+		assert_int_equal(errno, EPROTO);
+	}
+	copy[len] = 0;
+	assert_int_equal(agent_decode_start(copy, len + 1, &got), -1);
+
+	/* Unknown flags, no hostname, no command, a relative workdir. */
+	copy[0] = 0x80;
+	assert_int_equal(agent_decode_start(copy, len, &got), -1);
+	struct agent_start_request bad = req;
+	bad.hostname = "";
+	assert_int_equal(agent_encode_start(frame, sizeof(frame), &bad), 0);
+	bad = req;
+	bad.argv = (const char *[]){ NULL };
+	assert_int_equal(agent_encode_start(frame, sizeof(frame), &bad), 0);
+	bad = req;
+	bad.workdir = "srv";
+	assert_int_equal(agent_encode_start(frame, sizeof(frame), &bad), 0);
+
+	struct agent_restored restored = { .realtime_sec = 1790000000, .realtime_nsec = 999999999 };
+	for (unsigned i = 0; i < AGENT_ENTROPY_BYTES; i++)
+		restored.entropy[i] = (uint8_t)(i * 3);
+	struct agent_restored back;
+	n = agent_encode_restored(frame, sizeof(frame), &restored);
+	assert_int_equal(n, AGENT_HEADER_SIZE + 12 + AGENT_ENTROPY_BYTES);
+	assert_int_equal(agent_decode_restored(payload_of(n, AGENT_RESTORED), n - AGENT_HEADER_SIZE, &back), 0);
+	assert_int_equal(back.realtime_sec, restored.realtime_sec);
+	assert_int_equal(back.realtime_nsec, restored.realtime_nsec);
+	assert_memory_equal(back.entropy, restored.entropy, AGENT_ENTROPY_BYTES);
+	assert_int_equal(agent_decode_restored(payload_of(n, AGENT_RESTORED), n - AGENT_HEADER_SIZE - 1, &back), -1);
+	restored.realtime_nsec = 1000000000;
+	assert_int_equal(agent_encode_restored(frame, sizeof(frame), &restored), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -395,6 +460,7 @@ int main(void)
 		cmocka_unit_test(test_error),
 		cmocka_unit_test(test_resize_exit_stat),
 		cmocka_unit_test(test_paths_and_file_write),
+		cmocka_unit_test(test_start_and_restored),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,6 @@
 #include <setjmp.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +19,7 @@
 #include <linux/fuse.h>
 
 #include "fuse/fuse_server.h"
+#include "test_tmpdir.h"
 
 #define OUT_CAP (FUSE_SERVER_MAX_WRITE + 4096)
 
@@ -36,14 +36,6 @@ struct t {
 };
 
 static struct t *T;
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static void host_write(const char *rel, const char *text)
 {
@@ -139,8 +131,7 @@ static void start(bool read_only)
 	T = calloc(1, sizeof(*T));
 	assert_non_null(T);
 	T->out_cap = OUT_CAP;
-	strcpy(T->dir, "/tmp/capsa-fuse-XXXXXX");
-	assert_non_null(mkdtemp(T->dir));
+	assert_int_equal(tmpdir_create(T->dir, sizeof(T->dir), "fuse"), 0);
 	host_write("hello", "hello world\n");
 	cfg.root_dir = T->dir;
 	T->srv = fuse_server_new(&cfg, &err);
@@ -151,7 +142,7 @@ static void start(bool read_only)
 static void stop(void)
 {
 	fuse_server_free(T->srv);
-	nftw(T->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	remove_tree(T->dir);
 	free(T);
 	T = NULL;
 }

@@ -332,7 +332,9 @@ static void test_capsa_layout(void **state)
 	struct initramfs *ird = NULL;
 	static struct cpio c;
 
-	struct guest_workload w = { argv, env, "/srv/app", "box", "app:staff", true, NULL };
+	struct guest_workload w = {
+		.argv = argv, .env = env, .workdir = "/srv/app", .hostname = "box", .user = "app:staff", .hold = true
+	};
 	assert_int_equal(initramfs_build_capsa(&ird, init_path, &w, &err), 0);
 	parse_archive(ird, &c);
 
@@ -354,7 +356,7 @@ static void test_capsa_layout(void **state)
 	initramfs_free(ird);
 
 	/* Settings left out are files left out: init uses its defaults. */
-	struct guest_workload bare = { argv, NULL, NULL, "", NULL, false, NULL };
+	struct guest_workload bare = { .argv = argv, .hostname = "" };
 	assert_int_equal(initramfs_build_capsa(&ird, init_path, &bare, &err), 0);
 	parse_archive(ird, &c);
 	assert_null(find(&c, CAPSA_CFG_ENV + 1));
@@ -375,7 +377,7 @@ static void expect_build_error(const char *init_path, const char *const *argv, c
 	capsa_error err = { 0 };
 	struct initramfs *ird = (struct initramfs *)&err;  /* must stay untouched */
 
-	struct guest_workload w = { argv, env, workdir, hostname, user, false, NULL };
+	struct guest_workload w = { .argv = argv, .env = env, .workdir = workdir, .hostname = hostname, .user = user };
 	assert_int_equal(initramfs_build_capsa(&ird, init_path, &w, &err), -1);
 	assert_int_equal(err.code, code);
 	assert_true(strlen(err.message) > 0);

@@ -24,36 +24,11 @@
 
 #include "oci/digest.h"
 #include "rootfs/layers_image.h"
+#include "test_tmpdir.h"
 
 static char base[64];
 
 /* ---- helpers -------------------------------------------------------- */
-
-static char *pathf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *pathf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	assert_true(vasprintf(&s, fmt, ap) >= 0);
-	va_end(ap);
-	return s;
-}
-
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-	va_list ap;
-	char *cmd;
-
-	va_start(ap, fmt);
-	assert_true(vasprintf(&cmd, fmt, ap) >= 0);
-	va_end(ap);
-	int status = system(cmd);
-	free(cmd);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 static uint8_t *read_all(const char *path, size_t *len)
 {
@@ -935,8 +910,7 @@ static void test_no_layers_and_empty_layer(void **state)
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(base, sizeof(base), "/tmp/capsa-layers-XXXXXX");
-	if (!mkdtemp(base))
+	if (tmpdir_create(base, sizeof(base), "layers") < 0)
 		return -1;
 	umask(022);
 	return 0;
@@ -945,7 +919,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	return run("rm -rf '%s'", base) == 0 ? 0 : -1;
+	return remove_tree(base);
 }
 
 int main(void)

@@ -25,37 +25,12 @@
 #include "oci/import.h"
 #include "oci/manifest.h"
 #include "oci/store.h"
+#include "test_tmpdir.h"
 
 static char base[64];      /* per-test scratch directory */
 static char *store_root;   /* <base>/store */
 
 /* ---- helpers -------------------------------------------------------- */
-
-static char *pathf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *pathf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	assert_true(vasprintf(&s, fmt, ap) >= 0);
-	va_end(ap);
-	return s;
-}
-
-static bool exists(const char *path)
-{
-	struct stat st;
-	return lstat(path, &st) == 0;
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, data, len), (ssize_t)len);
-	close(fd);
-}
 
 static void digest_of(const void *data, size_t len, char out[OCI_DIGEST_STRING_SIZE])
 {
@@ -65,8 +40,7 @@ static void digest_of(const void *data, size_t len, char out[OCI_DIGEST_STRING_S
 static int setup(void **state)
 {
 	(void)state;
-	strcpy(base, "/tmp/capsa-import-XXXXXX");
-	assert_non_null(mkdtemp(base));
+	assert_int_equal(tmpdir_create(base, sizeof(base), "import"), 0);
 	store_root = pathf("%s/store", base);
 	return 0;
 }
@@ -74,9 +48,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	char *cmd = pathf("rm -rf '%s'", base);
-	assert_int_equal(system(cmd), 0);
-	free(cmd);
+	assert_int_equal(remove_tree(base), 0);
 	free(store_root);
 	return 0;
 }

@@ -22,6 +22,7 @@
 #include "oci/digest.h"
 #include "oci/manifest.h"
 #include "oci/store.h"
+#include "test_tmpdir.h"
 
 /* Present when built with LeakSanitizer: lets a forked child check for
  * leaks before _exit(), which skips the exit-time check. */
@@ -30,32 +31,6 @@ extern int __lsan_do_recoverable_leak_check(void) __attribute__((weak));
 static char root[64];
 
 /* ---- helpers -------------------------------------------------------- */
-
-static char *pathf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *pathf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	assert_true(vasprintf(&s, fmt, ap) >= 0);
-	va_end(ap);
-	return s;
-}
-
-static bool exists(const char *path)
-{
-	struct stat st;
-	return lstat(path, &st) == 0;
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, data, len), (ssize_t)len);
-	close(fd);
-}
 
 static void age_file(const char *path, int seconds)
 {
@@ -100,17 +75,14 @@ static void fill_pattern(unsigned char *buf, size_t len, unsigned seed)
 static int setup(void **state)
 {
 	(void)state;
-	strcpy(root, "/tmp/capsa-store-XXXXXX");
-	assert_non_null(mkdtemp(root));
+	assert_int_equal(tmpdir_create(root, sizeof(root), "store"), 0);
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	char *cmd = pathf("rm -rf '%s'", root);
-	assert_int_equal(system(cmd), 0);
-	free(cmd);
+	assert_int_equal(remove_tree(root), 0);
 	return 0;
 }
 

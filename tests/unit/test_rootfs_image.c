@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "rootfs/rootfs_image.h"
+#include "test_tmpdir.h"
 
 /* Present when built with LeakSanitizer: lets a forked child check for
  * leaks before _exit(), which skips the exit-time check. */
@@ -36,33 +37,7 @@ static bool have_xattrs;
 
 /* ---- helpers -------------------------------------------------------- */
 
-static char *pathf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *pathf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	assert_true(vasprintf(&s, fmt, ap) >= 0);
-	va_end(ap);
-	return s;
-}
-
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-	va_list ap;
-	char *cmd;
-
-	va_start(ap, fmt);
-	assert_true(vasprintf(&cmd, fmt, ap) >= 0);
-	va_end(ap);
-	int status = system(cmd);
-	free(cmd);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static void write_file(const char *path, const void *data, size_t len, mode_t mode)
+static void write_file_mode(const char *path, const void *data, size_t len, mode_t mode)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
 
@@ -98,16 +73,16 @@ static void make_tree(const char *dir)
 #define AT(rel) (free(p), p = pathf("%s/%s", dir, rel))
 	p = NULL;
 
-	write_file(AT("hello"), "hello, world\n", 13, 0644);
-	write_file(AT("empty"), "", 0, 0600);
+	write_file_mode(AT("hello"), "hello, world\n", 13, 0644);
+	write_file_mode(AT("empty"), "", 0, 0600);
 	fill_pattern(big, 300000, 7);
 	assert_int_equal(mkdir(AT("usr"), 0755), 0);
 	assert_int_equal(mkdir(AT("usr/bin"), 0755), 0);
-	write_file(AT("usr/bin/tool"), big, 300000, 04755);    /* > 2 blocks, setuid */
+	write_file_mode(AT("usr/bin/tool"), big, 300000, 04755);    /* > 2 blocks, setuid */
 	free(big);
 
 	/* 3 MiB, mostly a hole, with data at both ends. */
-	write_file(AT("usr/sparse"), "start", 5, 0644);
+	write_file_mode(AT("usr/sparse"), "start", 5, 0644);
 	int fd = open(p, O_WRONLY);
 	assert_true(fd >= 0);
 	assert_int_equal(pwrite(fd, "end", 3, 3 * 1024 * 1024 - 3), 3);
@@ -392,7 +367,7 @@ static void test_cache_by_content(void **state)
 	free(p2);
 
 	/* Changed data, then changed mode: new keys, old images kept. */
-	write_file(hello, "changed\n", 8, 0644);
+	write_file_mode(hello, "changed\n", 8, 0644);
 	p2 = rootfs_image_for_dir(src, cache, &err);
 	assert_non_null(p2);
 	assert_string_not_equal(p1, p2);
@@ -485,8 +460,8 @@ static void test_unreadable_file(void **state)
 	char *usr = pathf("%s/usr", src), *readable = pathf("%s/readable", src);
 	assert_int_equal(mkdir(src, 0755), 0);
 	assert_int_equal(mkdir(usr, 0755), 0);
-	write_file(readable, "anyone", 6, 0644);
-	write_file(secret, "top secret", 10, 0600);
+	write_file_mode(readable, "anyone", 6, 0644);
+	write_file_mode(secret, "top secret", 10, 0600);
 	free(usr);
 	free(readable);
 	assert_int_equal(mkdir(cache, 0777), 0);
@@ -560,7 +535,7 @@ static void test_huge_sparse_file(void **state)
 	capsa_error err = { 0 };
 
 	assert_int_equal(mkdir(src, 0755), 0);
-	write_file(file, "head", 4, 0644);
+	write_file_mode(file, "head", 4, 0644);
 	int fd = open(file, O_WRONLY);
 	assert_true(fd >= 0);
 	assert_int_equal(pwrite(fd, "tail", 4, size - 4), 4);
@@ -580,8 +555,7 @@ static void test_huge_sparse_file(void **state)
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(base, sizeof(base), "/tmp/capsa-rootfs-XXXXXX");
-	if (!mkdtemp(base))
+	if (tmpdir_create(base, sizeof(base), "rootfs") < 0)
 		return -1;
 	/* Let an unprivileged child walk the scratch trees. */
 	chmod(base, 0755);
@@ -603,7 +577,7 @@ static int unmount_leftover(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	return run("rm -rf '%s'", base) == 0 ? 0 : -1;
+	return remove_tree(base);
 }
 
 int main(void)

@@ -19,9 +19,8 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_ids.h>
 
-#include "devices/virtio/mmio.h"
 #include "devices/virtio_blk.h"
-#include "vm/bus.h"
+#include "virtio_test_driver.h"
 
 #define FILE_SIZE (64 * 1024 + 100) /* not a multiple of 512 on purpose */
 #define SECTORS (64 * 1024 / 512)
@@ -94,26 +93,6 @@ static int hand_teardown(void **state)
 	close(h->disk.fd);
 	free(h);
 	return 0;
-}
-
-static void chain_clear(struct virtq_chain *c)
-{
-	memset(c, 0, offsetof(struct virtq_chain, iov));
-}
-
-static void chain_add(struct virtq_chain *c, void *buf, size_t len, bool writable)
-{
-	unsigned n = c->num_readable + c->num_writable;
-	c->iov[n].iov_base = buf;
-	c->iov[n].iov_len = len;
-	if (writable) {
-		c->num_writable++;
-		c->writable_len += len;
-	} else {
-		assert_int_equal(c->num_writable, 0);
-		c->num_readable++;
-		c->readable_len += len;
-	}
 }
 
 static struct virtio_blk_outhdr header(uint32_t type, uint64_t sector)
@@ -337,26 +316,15 @@ static void test_malformed(void **state)
 #define DATA_GPA 0x10000
 
 struct guest {
-	struct guest_mem mem;
-	struct bus bus;
-	struct vm_device_env env;
+	struct test_guest vm;
 	struct virtio_blk *blk;
-	uint64_t base;
-	uint16_t avail_idx;
-	uint16_t used_seen;
 };
 
 static int guest_setup(void **state)
 {
 	write_pattern();
 	struct guest *g = calloc(1, sizeof(*g));
-	g->mem.host = aligned_alloc(4096, RAM_SIZE);
-	memset(g->mem.host, 0, RAM_SIZE);
-	g->mem.size = RAM_SIZE;
-	g->env.mem = &g->mem;
-	g->env.mmio_bus = &g->bus;
-	g->env.vm_fd = -1;
-	g->base = BASE;
+	test_guest_init(&g->vm, RAM_SIZE, BASE);
 	*state = g;
 	return 0;
 }
@@ -365,125 +333,37 @@ static int guest_teardown(void **state)
 {
 	struct guest *g = *state;
 	virtio_blk_destroy(g->blk);
-	free(g->mem.host);
+	test_guest_cleanup(&g->vm);
 	free(g);
 	return 0;
 }
 
-static uint32_t rd(struct guest *g, uint64_t offset)
+static void driver_init(struct test_guest *vm)
 {
-	uint32_t v;
-	assert_true(bus_read(&g->bus, g->base + offset, (uint8_t *)&v, 4));
-	return v;
-}
-
-static void wr(struct guest *g, uint64_t offset, uint32_t v)
-{
-	assert_true(bus_write(&g->bus, g->base + offset, (const uint8_t *)&v, 4));
-}
-
-static void *gpa(struct guest *g, uint64_t addr)
-{
-	return g->mem.host + addr;
-}
-
-static uint64_t device_features(struct guest *g)
-{
-	wr(g, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	uint64_t low = rd(g, VIRTIO_MMIO_DEVICE_FEATURES);
-	wr(g, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	return low | (uint64_t)rd(g, VIRTIO_MMIO_DEVICE_FEATURES) << 32;
-}
-
-/* The Linux virtio_mmio probe sequence (3.1.1). */
-static void driver_init(struct guest *g)
-{
-	assert_int_equal(rd(g, VIRTIO_MMIO_MAGIC_VALUE), 0x74726976);
-	assert_int_equal(rd(g, VIRTIO_MMIO_VERSION), 2);
-	assert_int_equal(rd(g, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_BLOCK);
-	wr(g, VIRTIO_MMIO_STATUS, 0);
-	wr(g, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE);
-	wr(g, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-	uint64_t features = device_features(g);
-	wr(g, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(g, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
-	wr(g, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(g, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
-	wr(g, VIRTIO_MMIO_STATUS, rd(g, VIRTIO_MMIO_STATUS) | VIRTIO_CONFIG_S_FEATURES_OK);
-	assert_true(rd(g, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
-
-	memset(gpa(g, DESC_GPA), 0, 0x4000);
-	g->avail_idx = 0;
-	g->used_seen = 0;
-	wr(g, VIRTIO_MMIO_QUEUE_SEL, 0);
-	assert_int_equal(rd(g, VIRTIO_MMIO_QUEUE_READY), 0);
-	assert_int_equal(rd(g, VIRTIO_MMIO_QUEUE_NUM_MAX), QSIZE);
-	wr(g, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
-	wr(g, VIRTIO_MMIO_QUEUE_DESC_LOW, DESC_GPA);
-	wr(g, VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
-	wr(g, VIRTIO_MMIO_QUEUE_AVAIL_LOW, AVAIL_GPA);
-	wr(g, VIRTIO_MMIO_QUEUE_AVAIL_HIGH, 0);
-	wr(g, VIRTIO_MMIO_QUEUE_USED_LOW, USED_GPA);
-	wr(g, VIRTIO_MMIO_QUEUE_USED_HIGH, 0);
-	wr(g, VIRTIO_MMIO_QUEUE_READY, 1);
-	assert_int_equal(rd(g, VIRTIO_MMIO_QUEUE_READY), 1);
-	wr(g, VIRTIO_MMIO_STATUS, rd(g, VIRTIO_MMIO_STATUS) | VIRTIO_CONFIG_S_DRIVER_OK);
-}
-
-static void put_desc_in(struct guest *g, uint64_t table, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
-			uint16_t next)
-{
-	struct vring_desc d = { .addr = addr, .len = len, .flags = flags, .next = next };
-	memcpy((uint8_t *)gpa(g, table) + i * sizeof(d), &d, sizeof(d));
+	driver_start(vm, VIRTIO_ID_BLOCK, driver_device_features(vm));
+	memset(gpa(vm, DESC_GPA), 0, 0x4000);
+	assert_int_equal(driver_queue_max(vm, 0), QSIZE);
+	assert_int_equal(mmio_rd(vm, VIRTIO_MMIO_QUEUE_READY), 0);
+	driver_setup_queue(vm, 0, QSIZE, DESC_GPA, AVAIL_GPA, USED_GPA);
+	assert_int_equal(mmio_rd(vm, VIRTIO_MMIO_QUEUE_READY), 1);
+	driver_ok(vm);
 }
 
 static void put_desc(struct guest *g, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
-	put_desc_in(g, DESC_GPA, i, addr, len, flags, next);
-}
-
-/* Waits for the interrupt and returns InterruptStatus, acknowledged. */
-static uint32_t wait_interrupt(struct guest *g)
-{
-	struct pollfd pfd = { .fd = virtio_blk_irq_fd(g->blk), .events = POLLIN };
-	assert_int_equal(poll(&pfd, 1, 10000), 1);
-	uint64_t count;
-	assert_int_equal(read(pfd.fd, &count, sizeof(count)), sizeof(count));
-	uint32_t isr = rd(g, VIRTIO_MMIO_INTERRUPT_STATUS);
-	wr(g, VIRTIO_MMIO_INTERRUPT_ACK, isr);
-	return isr;
-}
-
-/* Publishes head, kicks the device, waits for one used entry and returns
- * its length. */
-static uint32_t submit(struct guest *g, uint16_t head)
-{
-	struct vring_avail *avail = gpa(g, AVAIL_GPA);
-	avail->ring[g->avail_idx % QSIZE] = head;
-	g->avail_idx++;
-	__atomic_store_n(&avail->idx, g->avail_idx, __ATOMIC_RELEASE);
-	wr(g, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-
-	assert_int_equal(wait_interrupt(g), VIRTIO_MMIO_INT_VRING);
-	struct vring_used *used = gpa(g, USED_GPA);
-	uint16_t used_idx = __atomic_load_n(&used->idx, __ATOMIC_ACQUIRE);
-	assert_int_equal(used_idx, (uint16_t)(g->used_seen + 1));
-	struct vring_used_elem *elem = &used->ring[g->used_seen % QSIZE];
-	g->used_seen++;
-	assert_int_equal(elem->id, head);
-	return elem->len;
+	driver_put_desc(&g->vm, 0, i, addr, len, flags, next);
 }
 
 static void put_header(struct guest *g, uint32_t type, uint64_t sector)
 {
 	struct virtio_blk_outhdr hdr = header(type, sector);
-	memcpy(gpa(g, HDR_GPA), &hdr, sizeof(hdr));
-	*(uint8_t *)gpa(g, STATUS_GPA) = 0xee;
+	memcpy(gpa(&g->vm, HDR_GPA), &hdr, sizeof(hdr));
+	*(uint8_t *)gpa(&g->vm, STATUS_GPA) = 0xee;
 }
 
 static uint8_t status_byte(struct guest *g)
 {
-	return *(uint8_t *)gpa(g, STATUS_GPA);
+	return *(uint8_t *)gpa(&g->vm, STATUS_GPA);
 }
 
 /* header, data (writable unless OUT), status at descriptors 10, 11, 12. */
@@ -494,15 +374,16 @@ static uint32_t simple_request(struct guest *g, uint32_t type, uint64_t sector, 
 	put_desc(g, 11, DATA_GPA, len, VRING_DESC_F_NEXT | (type == VIRTIO_BLK_T_OUT ? 0 : VRING_DESC_F_WRITE),
 		 12);
 	put_desc(g, 12, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
-	return submit(g, 10);
+	return driver_submit(&g->vm, 0, 10);
 }
 
 static void create(struct guest *g, bool read_only)
 {
 	capsa_error err = { 0 };
-	g->blk = virtio_blk_create(&g->env, g->base, 5, disk_path, read_only, &err);
+	g->blk = virtio_blk_create(&g->vm.env, g->vm.base, 5, disk_path, read_only, &err);
 	if (!g->blk)
 		fail_msg("virtio_blk_create: %s", err.message);
+	g->vm.irq_fd = virtio_blk_irq_fd(g->blk);
 }
 
 static void test_device_config(void **state)
@@ -511,16 +392,16 @@ static void test_device_config(void **state)
 	create(g, false);
 	uint64_t capacity;
 	uint32_t v;
-	assert_true(bus_read(&g->bus, BASE + VIRTIO_MMIO_CONFIG, (uint8_t *)&capacity, 8));
+	assert_true(bus_read(&g->vm.bus, BASE + VIRTIO_MMIO_CONFIG, (uint8_t *)&capacity, 8));
 	assert_int_equal(capacity, SECTORS);
-	assert_true(bus_read(&g->bus, BASE + VIRTIO_MMIO_CONFIG + 8, (uint8_t *)&v, 4));
+	assert_true(bus_read(&g->vm.bus, BASE + VIRTIO_MMIO_CONFIG + 8, (uint8_t *)&v, 4));
 	assert_int_equal(v, VIRTIO_BLK_SIZE_MAX);
-	assert_true(bus_read(&g->bus, BASE + VIRTIO_MMIO_CONFIG + 12, (uint8_t *)&v, 4));
+	assert_true(bus_read(&g->vm.bus, BASE + VIRTIO_MMIO_CONFIG + 12, (uint8_t *)&v, 4));
 	assert_int_equal(v, QSIZE - 2);
-	assert_true(bus_read(&g->bus, BASE + VIRTIO_MMIO_CONFIG + 20, (uint8_t *)&v, 4));
+	assert_true(bus_read(&g->vm.bus, BASE + VIRTIO_MMIO_CONFIG + 20, (uint8_t *)&v, 4));
 	assert_int_equal(v, 512);
 
-	uint64_t features = device_features(g);
+	uint64_t features = driver_device_features(&g->vm);
 	assert_true(features & (1ULL << VIRTIO_F_VERSION_1));
 	assert_true(features & (1ULL << VIRTIO_BLK_F_FLUSH));
 	assert_true(features & (1ULL << VIRTIO_BLK_F_SEG_MAX));
@@ -533,40 +414,41 @@ static void test_device_io(void **state)
 {
 	struct guest *g = *state;
 	create(g, false);
-	driver_init(g);
+	driver_init(&g->vm);
 
 	/* Write 2 sectors at sector 5. */
 	for (unsigned i = 0; i < 1024; i++)
-		((uint8_t *)gpa(g, DATA_GPA))[i] = (uint8_t)(i * 13);
+		((uint8_t *)gpa(&g->vm, DATA_GPA))[i] = (uint8_t)(i * 13);
 	assert_int_equal(simple_request(g, VIRTIO_BLK_T_OUT, 5, 1024), 1);
 	assert_int_equal(status_byte(g), VIRTIO_BLK_S_OK);
 	uint8_t back[1024];
 	read_file(5 * 512, back, sizeof(back));
-	assert_memory_equal(back, gpa(g, DATA_GPA), sizeof(back));
+	assert_memory_equal(back, gpa(&g->vm, DATA_GPA), sizeof(back));
 
 	/* Read them back through an indirect table, into two buffers. */
-	memset(gpa(g, DATA_GPA), 0, 0x2000);
+	memset(gpa(&g->vm, DATA_GPA), 0, 0x2000);
 	put_header(g, VIRTIO_BLK_T_IN, 5);
-	put_desc_in(g, TABLE_GPA, 0, HDR_GPA, 16, VRING_DESC_F_NEXT, 1);
-	put_desc_in(g, TABLE_GPA, 1, DATA_GPA, 600, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
-	put_desc_in(g, TABLE_GPA, 2, DATA_GPA + 0x1000, 424, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 3);
-	put_desc_in(g, TABLE_GPA, 3, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
+	test_ring_put_desc(&g->vm.mem, TABLE_GPA, 0, HDR_GPA, 16, VRING_DESC_F_NEXT, 1);
+	test_ring_put_desc(&g->vm.mem, TABLE_GPA, 1, DATA_GPA, 600, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
+	test_ring_put_desc(&g->vm.mem, TABLE_GPA, 2, DATA_GPA + 0x1000, 424,
+			   VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 3);
+	test_ring_put_desc(&g->vm.mem, TABLE_GPA, 3, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
 	put_desc(g, 3, TABLE_GPA, 4 * 16, VRING_DESC_F_INDIRECT, 0);
-	assert_int_equal(submit(g, 3), 1025);
+	assert_int_equal(driver_submit(&g->vm, 0, 3), 1025);
 	assert_int_equal(status_byte(g), VIRTIO_BLK_S_OK);
-	assert_memory_equal(gpa(g, DATA_GPA), back, 600);
-	assert_memory_equal(gpa(g, DATA_GPA + 0x1000), back + 600, 424);
+	assert_memory_equal(gpa(&g->vm, DATA_GPA), back, 600);
+	assert_memory_equal(gpa(&g->vm, DATA_GPA + 0x1000), back + 600, 424);
 
 	/* Flush, serial, an unknown request, a read past the end. */
 	put_header(g, VIRTIO_BLK_T_FLUSH, 0);
 	put_desc(g, 20, HDR_GPA, 16, VRING_DESC_F_NEXT, 21);
 	put_desc(g, 21, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
-	assert_int_equal(submit(g, 20), 1);
+	assert_int_equal(driver_submit(&g->vm, 0, 20), 1);
 	assert_int_equal(status_byte(g), VIRTIO_BLK_S_OK);
 
 	assert_int_equal(simple_request(g, VIRTIO_BLK_T_GET_ID, 0, VIRTIO_BLK_ID_BYTES), 21);
 	assert_int_equal(status_byte(g), VIRTIO_BLK_S_OK);
-	assert_memory_equal(gpa(g, DATA_GPA), "capsa-", 6);
+	assert_memory_equal(gpa(&g->vm, DATA_GPA), "capsa-", 6);
 
 	assert_int_equal(simple_request(g, 99, 0, 512), 1);
 	assert_int_equal(status_byte(g), VIRTIO_BLK_S_UNSUPP);
@@ -581,10 +463,10 @@ static void test_device_batch(void **state)
 {
 	struct guest *g = *state;
 	create(g, false);
-	driver_init(g);
+	driver_init(&g->vm);
 
 	/* A full ring of reads published at once, one kick. */
-	struct vring_avail *avail = gpa(g, AVAIL_GPA);
+	struct vring_avail *avail = gpa(&g->vm, AVAIL_GPA);
 	for (unsigned r = 0; r < QSIZE / 2; r++) {
 		uint16_t d = (uint16_t)(r * 2);
 		put_desc(g, d, HDR_GPA, 16, VRING_DESC_F_NEXT, d + 1);
@@ -594,19 +476,19 @@ static void test_device_batch(void **state)
 	/* No status byte of their own: the last data byte takes it, and the
 	 * read is then 511 bytes: an IOERR each time, which is what we check. */
 	struct virtio_blk_outhdr hdr = header(VIRTIO_BLK_T_IN, 0);
-	memcpy(gpa(g, HDR_GPA), &hdr, sizeof(hdr));
-	g->avail_idx = QSIZE / 2;
-	__atomic_store_n(&avail->idx, g->avail_idx, __ATOMIC_RELEASE);
-	wr(g, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	memcpy(gpa(&g->vm, HDR_GPA), &hdr, sizeof(hdr));
+	g->vm.q[0].avail_idx = QSIZE / 2;
+	__atomic_store_n(&avail->idx, g->vm.q[0].avail_idx, __ATOMIC_RELEASE);
+	mmio_wr(&g->vm, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 
-	struct vring_used *used = gpa(g, USED_GPA);
+	struct vring_used *used = gpa(&g->vm, USED_GPA);
 	for (int tries = 0; __atomic_load_n(&used->idx, __ATOMIC_ACQUIRE) != QSIZE / 2; tries++) {
 		assert_true(tries < 100);
-		wait_interrupt(g);
+		driver_wait_interrupt(&g->vm);
 	}
 	for (unsigned r = 0; r < QSIZE / 2; r++) {
 		assert_int_equal(used->ring[r].id, r * 2);
-		assert_int_equal(*(uint8_t *)gpa(g, DATA_GPA + r * 512 + 511), VIRTIO_BLK_S_IOERR);
+		assert_int_equal(*(uint8_t *)gpa(&g->vm, DATA_GPA + r * 512 + 511), VIRTIO_BLK_S_IOERR);
 	}
 }
 
@@ -614,9 +496,9 @@ static void test_device_read_only(void **state)
 {
 	struct guest *g = *state;
 	create(g, true);
-	assert_true(device_features(g) & (1ULL << VIRTIO_BLK_F_RO));
-	driver_init(g);
-	memset(gpa(g, DATA_GPA), 0xcc, 512);
+	assert_true(driver_device_features(&g->vm) & (1ULL << VIRTIO_BLK_F_RO));
+	driver_init(&g->vm);
+	memset(gpa(&g->vm, DATA_GPA), 0xcc, 512);
 	assert_int_equal(simple_request(g, VIRTIO_BLK_T_OUT, 0, 512), 1);
 	assert_int_equal(status_byte(g), VIRTIO_BLK_S_IOERR);
 	uint8_t first;
@@ -624,55 +506,112 @@ static void test_device_read_only(void **state)
 	assert_int_equal(first, pattern_byte(0));
 	assert_int_equal(simple_request(g, VIRTIO_BLK_T_IN, 0, 512), 513);
 	assert_int_equal(status_byte(g), VIRTIO_BLK_S_OK);
-	assert_int_equal(*(uint8_t *)gpa(g, DATA_GPA + 1), pattern_byte(1));
+	assert_int_equal(*(uint8_t *)gpa(&g->vm, DATA_GPA + 1), pattern_byte(1));
 }
 
 static void test_device_hostile_ring(void **state)
 {
 	struct guest *g = *state;
 	create(g, false);
-	driver_init(g);
+	driver_init(&g->vm);
 
 	/* A chain looping on itself: the device gives up on the queue and
 	 * asks for a reset. */
 	put_desc(g, 7, HDR_GPA, 16, VRING_DESC_F_NEXT, 7);
-	struct vring_avail *avail = gpa(g, AVAIL_GPA);
+	struct vring_avail *avail = gpa(&g->vm, AVAIL_GPA);
 	avail->ring[0] = 7;
 	__atomic_store_n(&avail->idx, 1, __ATOMIC_RELEASE);
-	wr(g, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	assert_int_equal(wait_interrupt(g), VIRTIO_MMIO_INT_CONFIG);
-	assert_true(rd(g, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
-	struct vring_used *used = gpa(g, USED_GPA);
+	mmio_wr(&g->vm, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(driver_wait_interrupt(&g->vm), VIRTIO_MMIO_INT_CONFIG);
+	assert_true(mmio_rd(&g->vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	struct vring_used *used = gpa(&g->vm, USED_GPA);
 	assert_int_equal(used->idx, 0);
 
 	/* After a reset the device works again. */
-	driver_init(g);
-	assert_false(rd(g, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	driver_init(&g->vm);
+	assert_false(mmio_rd(&g->vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	assert_int_equal(simple_request(g, VIRTIO_BLK_T_IN, 1, 512), 513);
 	assert_int_equal(status_byte(g), VIRTIO_BLK_S_OK);
-	assert_int_equal(*(uint8_t *)gpa(g, DATA_GPA), pattern_byte(512));
+	assert_int_equal(*(uint8_t *)gpa(&g->vm, DATA_GPA), pattern_byte(512));
 
 	/* An avail index far ahead of the ring. */
-	__atomic_store_n(&avail->idx, (uint16_t)(g->avail_idx + QSIZE + 1), __ATOMIC_RELEASE);
-	wr(g, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	assert_int_equal(wait_interrupt(g), VIRTIO_MMIO_INT_CONFIG);
-	assert_true(rd(g, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	__atomic_store_n(&avail->idx, (uint16_t)(g->vm.q[0].avail_idx + QSIZE + 1), __ATOMIC_RELEASE);
+	mmio_wr(&g->vm, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(driver_wait_interrupt(&g->vm), VIRTIO_MMIO_INT_CONFIG);
+	assert_true(mmio_rd(&g->vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
 static void test_create_errors(void **state)
 {
 	struct guest *g = *state;
 	capsa_error err = { 0 };
-	assert_null(virtio_blk_create(&g->env, BASE, 5, "/nonexistent/disk.img", false, &err));
+	assert_null(virtio_blk_create(&g->vm.env, BASE, 5, "/nonexistent/disk.img", false, &err));
 	assert_int_equal(err.code, ENOENT);
 	assert_non_null(strstr(err.message, "/nonexistent/disk.img"));
-	assert_null(virtio_blk_create(&g->env, BASE, 5, "/tmp", true, &err));
+	assert_null(virtio_blk_create(&g->vm.env, BASE, 5, "/tmp", true, &err));
 	assert_int_equal(err.code, EINVAL);
 
 	create(g, false);
-	assert_null(virtio_blk_create(&g->env, BASE + 0x100, 6, disk_path, false, &err));
+	assert_null(virtio_blk_create(&g->vm.env, BASE + 0x100, 6, disk_path, false, &err));
 	assert_int_equal(err.code, EBUSY);
 	virtio_blk_destroy(NULL);
+}
+
+/* Snapshot and restore of the transport: a request published while the
+ * device is paused stays in the avail ring, untouched; the device restored
+ * from the saved state (in a new guest holding a copy of the RAM) serves
+ * it and goes on numbering used entries where the first one stopped. */
+static void test_device_snapshot(void **state)
+{
+	struct guest *g = *state;
+	create(g, false);
+	driver_init(&g->vm);
+	for (unsigned i = 0; i < 512; i++)
+		((uint8_t *)gpa(&g->vm, DATA_GPA))[i] = (uint8_t)(i * 7 + 1);
+	assert_int_equal(simple_request(g, VIRTIO_BLK_T_OUT, 9, 512), 1);
+
+	struct virtio_mmio *mmio = virtio_blk_transport(g->blk);
+	virtio_mmio_pause(mmio);
+	put_header(g, VIRTIO_BLK_T_IN, 9);
+	memset(gpa(&g->vm, DATA_GPA), 0, 512);
+	put_desc(g, 10, HDR_GPA, 16, VRING_DESC_F_NEXT, 11);
+	put_desc(g, 11, DATA_GPA, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 12);
+	put_desc(g, 12, STATUS_GPA, 1, VRING_DESC_F_WRITE, 0);
+	driver_publish(&g->vm, 0, 10);
+	driver_kick(&g->vm, 0);
+	usleep(100 * 1000);
+	assert_false(driver_used_ready(&g->vm, 0));
+	struct virtio_mmio_state saved;
+	virtio_mmio_save(mmio, &saved);
+	assert_int_equal(saved.queues[0].last_avail_idx, 1);
+	assert_int_equal(saved.queues[0].used_idx, 1);
+
+	struct guest *clone = calloc(1, sizeof(*clone));
+	test_guest_init(&clone->vm, RAM_SIZE, BASE);
+	memcpy(clone->vm.mem.host, g->vm.mem.host, RAM_SIZE);
+	clone->vm.q[0] = g->vm.q[0];
+	create(clone, false);
+	capsa_error err = { 0 };
+	assert_int_equal(virtio_mmio_load(virtio_blk_transport(clone->blk), &saved, &err), 0);
+	assert_int_equal(mmio_rd(&clone->vm, VIRTIO_MMIO_QUEUE_READY), 1);
+	assert_int_equal(driver_wait_interrupt(&clone->vm) & VIRTIO_MMIO_INT_VRING, VIRTIO_MMIO_INT_VRING);
+	struct vring_used_elem used = driver_take_used(&clone->vm, 0);
+	assert_int_equal(used.id, 10);
+	assert_int_equal(used.len, 513);
+	assert_int_equal(*(uint8_t *)gpa(&clone->vm, STATUS_GPA), VIRTIO_BLK_S_OK);
+	for (unsigned i = 0; i < 512; i++)
+		assert_int_equal(((uint8_t *)gpa(&clone->vm, DATA_GPA))[i], (uint8_t)(i * 7 + 1));
+
+	/* A state for another kind of device is refused. */
+	struct virtio_mmio_state other = saved;
+	other.device_id = 19;
+	assert_int_equal(virtio_mmio_load(virtio_blk_transport(clone->blk), &other, &err), -1);
+	assert_non_null(strstr(err.message, "virtio device"));
+
+	virtio_mmio_resume(mmio);
+	virtio_blk_destroy(clone->blk);
+	test_guest_cleanup(&clone->vm);
+	free(clone);
 }
 
 #define H(name) cmocka_unit_test_setup_teardown(name, hand_setup, hand_teardown)
@@ -699,6 +638,7 @@ int main(void)
 		G(test_device_read_only),
 		G(test_device_hostile_ring),
 		G(test_create_errors),
+		G(test_device_snapshot),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -21,9 +21,8 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_ids.h>
 
-#include "devices/virtio/mmio.h"
 #include "devices/virtio_fs.h"
-#include "vm/bus.h"
+#include "virtio_test_driver.h"
 
 #define CONTENT "hello world\n"
 
@@ -92,26 +91,6 @@ struct hand {
 	uint8_t reply[8192];
 	uint64_t unique;
 };
-
-static void chain_clear(struct virtq_chain *c)
-{
-	memset(c, 0, offsetof(struct virtq_chain, iov));
-}
-
-static void chain_add(struct virtq_chain *c, void *buf, size_t len, bool writable)
-{
-	unsigned n = c->num_readable + c->num_writable;
-	c->iov[n].iov_base = buf;
-	c->iov[n].iov_len = len;
-	if (writable) {
-		c->num_writable++;
-		c->writable_len += len;
-	} else {
-		assert_int_equal(c->num_writable, 0);
-		c->num_readable++;
-		c->readable_len += len;
-	}
-}
 
 /* Runs the request in h->req (len bytes) as one readable descriptor with
  * h->reply as one writable one; returns the used length. */
@@ -441,24 +420,15 @@ static const uint64_t avail_gpa[2] = { 0x2000, 0x5000 };
 static const uint64_t used_gpa[2] = { 0x3000, 0x6000 };
 
 struct guest {
-	struct guest_mem mem;
-	struct bus bus;
-	struct vm_device_env env;
+	struct test_guest vm;
 	struct virtio_fs *fs;
-	uint16_t avail_idx[2];
-	uint16_t used_seen[2];
 };
 
 static int guest_setup(void **state)
 {
 	write_file();
 	struct guest *g = calloc(1, sizeof(*g));
-	g->mem.host = aligned_alloc(4096, RAM_SIZE);
-	memset(g->mem.host, 0, RAM_SIZE);
-	g->mem.size = RAM_SIZE;
-	g->env.mem = &g->mem;
-	g->env.mmio_bus = &g->bus;
-	g->env.vm_fd = -1;
+	test_guest_init(&g->vm, RAM_SIZE, BASE);
 	*state = g;
 	return 0;
 }
@@ -467,141 +437,66 @@ static int guest_teardown(void **state)
 {
 	struct guest *g = *state;
 	virtio_fs_destroy(g->fs);
-	free(g->mem.host);
+	test_guest_cleanup(&g->vm);
 	free(g);
 	return 0;
 }
 
-static uint32_t rd(struct guest *g, uint64_t offset)
+static void driver_init(struct test_guest *vm)
 {
-	uint32_t v;
-	assert_true(bus_read(&g->bus, BASE + offset, (uint8_t *)&v, 4));
-	return v;
-}
-
-static void wr(struct guest *g, uint64_t offset, uint32_t v)
-{
-	assert_true(bus_write(&g->bus, BASE + offset, (const uint8_t *)&v, 4));
-}
-
-static void *gpa(struct guest *g, uint64_t addr)
-{
-	return g->mem.host + addr;
-}
-
-static uint64_t device_features(struct guest *g)
-{
-	wr(g, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	uint64_t low = rd(g, VIRTIO_MMIO_DEVICE_FEATURES);
-	wr(g, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	return low | (uint64_t)rd(g, VIRTIO_MMIO_DEVICE_FEATURES) << 32;
-}
-
-static void driver_init(struct guest *g)
-{
-	assert_int_equal(rd(g, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_FS);
-	wr(g, VIRTIO_MMIO_STATUS, 0);
-	wr(g, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-	uint64_t features = device_features(g);
-	wr(g, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(g, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
-	wr(g, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(g, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
-	wr(g, VIRTIO_MMIO_STATUS, rd(g, VIRTIO_MMIO_STATUS) | VIRTIO_CONFIG_S_FEATURES_OK);
-	assert_true(rd(g, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
-
+	driver_start(vm, VIRTIO_ID_FS, driver_device_features(vm));
 	for (unsigned q = 0; q < 2; q++) {
-		memset(gpa(g, desc_gpa[q]), 0, 0x3000);
-		g->avail_idx[q] = 0;
-		g->used_seen[q] = 0;
-		wr(g, VIRTIO_MMIO_QUEUE_SEL, q);
-		assert_int_equal(rd(g, VIRTIO_MMIO_QUEUE_NUM_MAX), QSIZE);
-		wr(g, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
-		wr(g, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)desc_gpa[q]);
-		wr(g, VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
-		wr(g, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)avail_gpa[q]);
-		wr(g, VIRTIO_MMIO_QUEUE_AVAIL_HIGH, 0);
-		wr(g, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)used_gpa[q]);
-		wr(g, VIRTIO_MMIO_QUEUE_USED_HIGH, 0);
-		wr(g, VIRTIO_MMIO_QUEUE_READY, 1);
+		memset(gpa(vm, desc_gpa[q]), 0, 0x3000);
+		assert_int_equal(driver_queue_max(vm, q), QSIZE);
+		driver_setup_queue(vm, q, QSIZE, desc_gpa[q], avail_gpa[q], used_gpa[q]);
 	}
 	/* No third queue. */
-	wr(g, VIRTIO_MMIO_QUEUE_SEL, 2);
-	assert_int_equal(rd(g, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
-	wr(g, VIRTIO_MMIO_STATUS, rd(g, VIRTIO_MMIO_STATUS) | VIRTIO_CONFIG_S_DRIVER_OK);
-}
-
-static void put_desc(struct guest *g, unsigned q, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
-		     uint16_t next)
-{
-	struct vring_desc d = { .addr = addr, .len = len, .flags = flags, .next = next };
-	memcpy((uint8_t *)gpa(g, desc_gpa[q]) + i * sizeof(d), &d, sizeof(d));
-}
-
-static uint32_t wait_interrupt(struct guest *g)
-{
-	struct pollfd pfd = { .fd = virtio_fs_irq_fd(g->fs), .events = POLLIN };
-	assert_int_equal(poll(&pfd, 1, 10000), 1);
-	uint64_t count;
-	assert_int_equal(read(pfd.fd, &count, sizeof(count)), sizeof(count));
-	uint32_t isr = rd(g, VIRTIO_MMIO_INTERRUPT_STATUS);
-	wr(g, VIRTIO_MMIO_INTERRUPT_ACK, isr);
-	return isr;
+	assert_int_equal(driver_queue_max(vm, 2), 0);
+	driver_ok(vm);
 }
 
 /* Sends the request at REQ_GPA (len bytes) on queue q with REPLY_LEN bytes
  * of room at REPLY_GPA (none if !reply) and returns the used length. */
 static uint32_t submit(struct guest *g, unsigned q, size_t len, bool reply)
 {
-	memset(gpa(g, REPLY_GPA), 0xee, REPLY_LEN);
-	put_desc(g, q, 0, REQ_GPA, (uint32_t)len, reply ? VRING_DESC_F_NEXT : 0, 1);
-	put_desc(g, q, 1, REPLY_GPA, REPLY_LEN, VRING_DESC_F_WRITE, 0);
-	struct vring_avail *avail = gpa(g, avail_gpa[q]);
-	avail->ring[g->avail_idx[q] % QSIZE] = 0;
-	g->avail_idx[q]++;
-	__atomic_store_n(&avail->idx, g->avail_idx[q], __ATOMIC_RELEASE);
-	wr(g, VIRTIO_MMIO_QUEUE_NOTIFY, q);
-
-	assert_int_equal(wait_interrupt(g), VIRTIO_MMIO_INT_VRING);
-	struct vring_used *used = gpa(g, used_gpa[q]);
-	assert_int_equal(__atomic_load_n(&used->idx, __ATOMIC_ACQUIRE), (uint16_t)(g->used_seen[q] + 1));
-	struct vring_used_elem *elem = &used->ring[g->used_seen[q] % QSIZE];
-	g->used_seen[q]++;
-	assert_int_equal(elem->id, 0);
-	return elem->len;
+	memset(gpa(&g->vm, REPLY_GPA), 0xee, REPLY_LEN);
+	driver_put_desc(&g->vm, q, 0, REQ_GPA, (uint32_t)len, reply ? VRING_DESC_F_NEXT : 0, 1);
+	driver_put_desc(&g->vm, q, 1, REPLY_GPA, REPLY_LEN, VRING_DESC_F_WRITE, 0);
+	return driver_submit(&g->vm, q, 0);
 }
 
 static struct fuse_out_header reply_header(struct guest *g)
 {
 	struct fuse_out_header oh;
-	memcpy(&oh, gpa(g, REPLY_GPA), sizeof(oh));
+	memcpy(&oh, gpa(&g->vm, REPLY_GPA), sizeof(oh));
 	return oh;
 }
 
 static void create(struct guest *g, const char *tag, bool read_only)
 {
 	capsa_error err = { 0 };
-	g->fs = virtio_fs_create(&g->env, BASE, 5, tag, dir_path, read_only, &err);
+	g->fs = virtio_fs_create(&g->vm.env, BASE, 5, tag, dir_path, read_only, &err);
 	if (!g->fs)
 		fail_msg("virtio_fs_create: %s", err.message);
+	g->vm.irq_fd = virtio_fs_irq_fd(g->fs);
 }
 
 static void test_device_config(void **state)
 {
 	struct guest *g = *state;
 	create(g, "shared", false);
-	assert_int_equal(rd(g, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_FS);
+	assert_int_equal(mmio_rd(&g->vm, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_FS);
 	uint8_t tag[36];
 	for (unsigned i = 0; i < sizeof(tag); i++)
-		assert_true(bus_read(&g->bus, BASE + VIRTIO_MMIO_CONFIG + i, &tag[i], 1));
+		assert_true(bus_read(&g->vm.bus, BASE + VIRTIO_MMIO_CONFIG + i, &tag[i], 1));
 	assert_memory_equal(tag, "shared\0\0\0\0", 10);
 	for (unsigned i = 6; i < sizeof(tag); i++)
 		assert_int_equal(tag[i], 0);
 	uint32_t v;
-	assert_true(bus_read(&g->bus, BASE + VIRTIO_MMIO_CONFIG + 36, (uint8_t *)&v, 4));
+	assert_true(bus_read(&g->vm.bus, BASE + VIRTIO_MMIO_CONFIG + 36, (uint8_t *)&v, 4));
 	assert_int_equal(v, 1);
 
-	uint64_t features = device_features(g);
+	uint64_t features = driver_device_features(&g->vm);
 	assert_true(features & (1ULL << VIRTIO_F_VERSION_1));
 	assert_false(features & (1ULL << VIRTIO_RING_F_EVENT_IDX));
 	assert_int_equal(features & 0xffffff, 0); /* no device-specific feature */
@@ -614,7 +509,7 @@ static void test_device_config_long_tag(void **state)
 	create(g, tag, false);
 	uint8_t got[40];
 	for (unsigned i = 0; i < sizeof(got); i += 4)
-		assert_true(bus_read(&g->bus, BASE + VIRTIO_MMIO_CONFIG + i, got + i, 4));
+		assert_true(bus_read(&g->vm.bus, BASE + VIRTIO_MMIO_CONFIG + i, got + i, 4));
 	assert_memory_equal(got, tag, 36);
 	assert_int_equal(got[36], 1);
 }
@@ -623,41 +518,41 @@ static void test_device_requests(void **state)
 {
 	struct guest *g = *state;
 	create(g, "shared", false);
-	driver_init(g);
+	driver_init(&g->vm);
 
-	uint32_t len = submit(g, VIRTIO_FS_REQUEST_QUEUE, init_req(gpa(g, REQ_GPA), 1), true);
+	uint32_t len = submit(g, VIRTIO_FS_REQUEST_QUEUE, init_req(gpa(&g->vm, REQ_GPA), 1), true);
 	assert_true(len > sizeof(struct fuse_out_header));
 	assert_int_equal(reply_header(g).error, 0);
 	assert_int_equal(reply_header(g).unique, 1);
 	assert_int_equal(reply_header(g).len, len);
 
-	size_t rlen = make_req(gpa(g, REQ_GPA), FUSE_LOOKUP, 2, FUSE_ROOT_ID, "hello", 6, NULL, 0);
+	size_t rlen = make_req(gpa(&g->vm, REQ_GPA), FUSE_LOOKUP, 2, FUSE_ROOT_ID, "hello", 6, NULL, 0);
 	len = submit(g, VIRTIO_FS_REQUEST_QUEUE, rlen, true);
 	assert_int_equal(len, sizeof(struct fuse_out_header) + sizeof(struct fuse_entry_out));
 	assert_int_equal(reply_header(g).error, 0);
 	struct fuse_entry_out e;
-	memcpy(&e, (uint8_t *)gpa(g, REPLY_GPA) + sizeof(struct fuse_out_header), sizeof(e));
+	memcpy(&e, (uint8_t *)gpa(&g->vm, REPLY_GPA) + sizeof(struct fuse_out_header), sizeof(e));
 	assert_int_equal(e.attr.size, strlen(CONTENT));
 
 	/* FORGET on the hiprio queue: no reply, length 0. */
 	struct fuse_forget_in fin = { .nlookup = 1 };
-	rlen = make_req(gpa(g, REQ_GPA), FUSE_FORGET, 3, e.nodeid, &fin, sizeof(fin), NULL, 0);
+	rlen = make_req(gpa(&g->vm, REQ_GPA), FUSE_FORGET, 3, e.nodeid, &fin, sizeof(fin), NULL, 0);
 	assert_int_equal(submit(g, VIRTIO_FS_HIPRIO_QUEUE, rlen, false), 0);
 	/* The node is gone. */
 	struct fuse_getattr_in gin = { 0 };
-	rlen = make_req(gpa(g, REQ_GPA), FUSE_GETATTR, 4, e.nodeid, &gin, sizeof(gin), NULL, 0);
+	rlen = make_req(gpa(&g->vm, REQ_GPA), FUSE_GETATTR, 4, e.nodeid, &gin, sizeof(gin), NULL, 0);
 	assert_int_equal(submit(g, VIRTIO_FS_REQUEST_QUEUE, rlen, true), sizeof(struct fuse_out_header));
 	assert_true(reply_header(g).error < 0);
 
 	/* A request with no room for its reply. */
-	rlen = make_req(gpa(g, REQ_GPA), FUSE_LOOKUP, 5, FUSE_ROOT_ID, "hello", 6, NULL, 0);
+	rlen = make_req(gpa(&g->vm, REQ_GPA), FUSE_LOOKUP, 5, FUSE_ROOT_ID, "hello", 6, NULL, 0);
 	assert_int_equal(submit(g, VIRTIO_FS_REQUEST_QUEUE, rlen, false), 0);
 
 	/* After a reset the driver starts over with INIT. */
-	driver_init(g);
-	submit(g, VIRTIO_FS_REQUEST_QUEUE, init_req(gpa(g, REQ_GPA), 6), true);
+	driver_init(&g->vm);
+	submit(g, VIRTIO_FS_REQUEST_QUEUE, init_req(gpa(&g->vm, REQ_GPA), 6), true);
 	assert_int_equal(reply_header(g).error, 0);
-	rlen = make_req(gpa(g, REQ_GPA), FUSE_GETATTR, 7, FUSE_ROOT_ID, &gin, sizeof(gin), NULL, 0);
+	rlen = make_req(gpa(&g->vm, REQ_GPA), FUSE_GETATTR, 7, FUSE_ROOT_ID, &gin, sizeof(gin), NULL, 0);
 	assert_int_equal(submit(g, VIRTIO_FS_REQUEST_QUEUE, rlen, true),
 			 sizeof(struct fuse_out_header) + sizeof(struct fuse_attr_out));
 	assert_int_equal(reply_header(g).error, 0);
@@ -667,10 +562,10 @@ static void test_device_read_only(void **state)
 {
 	struct guest *g = *state;
 	create(g, "ro", true);
-	driver_init(g);
-	submit(g, VIRTIO_FS_REQUEST_QUEUE, init_req(gpa(g, REQ_GPA), 1), true);
+	driver_init(&g->vm);
+	submit(g, VIRTIO_FS_REQUEST_QUEUE, init_req(gpa(&g->vm, REQ_GPA), 1), true);
 	struct fuse_mkdir_in min = { .mode = 0755 };
-	size_t rlen = make_req(gpa(g, REQ_GPA), FUSE_MKDIR, 2, FUSE_ROOT_ID, &min, sizeof(min), "sub", 4);
+	size_t rlen = make_req(gpa(&g->vm, REQ_GPA), FUSE_MKDIR, 2, FUSE_ROOT_ID, &min, sizeof(min), "sub", 4);
 	assert_int_equal(submit(g, VIRTIO_FS_REQUEST_QUEUE, rlen, true), sizeof(struct fuse_out_header));
 	assert_int_equal(reply_header(g).error, -EROFS);
 }
@@ -679,18 +574,18 @@ static void test_create_errors(void **state)
 {
 	struct guest *g = *state;
 	capsa_error err = { 0 };
-	assert_null(virtio_fs_create(&g->env, BASE, 5, "", dir_path, false, &err));
+	assert_null(virtio_fs_create(&g->vm.env, BASE, 5, "", dir_path, false, &err));
 	assert_int_equal(err.code, EINVAL);
-	assert_null(virtio_fs_create(&g->env, BASE, 5, "abcdefghijklmnopqrstuvwxyz0123456789x", dir_path, false,
+	assert_null(virtio_fs_create(&g->vm.env, BASE, 5, "abcdefghijklmnopqrstuvwxyz0123456789x", dir_path, false,
 				     &err));
 	assert_int_equal(err.code, EINVAL);
-	assert_null(virtio_fs_create(&g->env, BASE, 5, "with space", dir_path, false, &err));
+	assert_null(virtio_fs_create(&g->vm.env, BASE, 5, "with space", dir_path, false, &err));
 	assert_int_equal(err.code, EINVAL);
-	assert_null(virtio_fs_create(&g->env, BASE, 5, "tag", "/nonexistent/dir", false, &err));
+	assert_null(virtio_fs_create(&g->vm.env, BASE, 5, "tag", "/nonexistent/dir", false, &err));
 	assert_non_null(strstr(err.message, "tag"));
 
 	create(g, "tag", false);
-	assert_null(virtio_fs_create(&g->env, BASE + 0x100, 6, "other", dir_path, false, &err));
+	assert_null(virtio_fs_create(&g->vm.env, BASE + 0x100, 6, "other", dir_path, false, &err));
 	assert_int_equal(err.code, EBUSY);
 	virtio_fs_destroy(NULL);
 }

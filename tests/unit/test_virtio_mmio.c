@@ -16,8 +16,7 @@
 
 #include <linux/virtio_config.h>
 
-#include "devices/virtio/mmio.h"
-#include "vm/bus.h"
+#include "virtio_test_driver.h"
 
 #define RAM_SIZE (1024 * 1024)
 #define BASE 0xd0000000ULL
@@ -27,8 +26,7 @@
 #define QMAX 16
 
 struct fixture {
-	struct guest_mem mem;
-	struct bus bus;
+	struct test_guest vm;
 	struct virtio_mmio m;
 	uint8_t config[12];
 	uint8_t config_written[12];
@@ -72,16 +70,13 @@ static struct virtio_mmio_device fake_device(struct fixture *f)
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	f->mem.host = aligned_alloc(4096, RAM_SIZE);
-	memset(f->mem.host, 0, RAM_SIZE);
-	f->mem.size = RAM_SIZE;
+	test_guest_init(&f->vm, RAM_SIZE, BASE);
 	for (unsigned i = 0; i < sizeof(f->config); i++)
 		f->config[i] = 0x10 + i;
-	struct vm_device_env env = { .mem = &f->mem, .mmio_bus = &f->bus, .vm_fd = -1 };
 	struct virtio_mmio_device dev = fake_device(f);
 	capsa_error err = { 0 };
-	assert_int_equal(virtio_mmio_init(&f->m, &env, BASE, 5, &dev, &err), 0);
-	assert_int_equal(virtio_mmio_register(&f->m, &f->bus, &err), 0);
+	assert_int_equal(virtio_mmio_init(&f->m, &f->vm.env, BASE, 5, &dev, &err), 0);
+	assert_int_equal(virtio_mmio_register(&f->m, &f->vm.bus, &err), 0);
 	*state = f;
 	return 0;
 }
@@ -90,21 +85,9 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	virtio_mmio_cleanup(&f->m);
-	free(f->mem.host);
+	test_guest_cleanup(&f->vm);
 	free(f);
 	return 0;
-}
-
-static uint32_t rd(struct fixture *f, uint64_t offset)
-{
-	uint32_t v;
-	assert_true(bus_read(&f->bus, BASE + offset, (uint8_t *)&v, 4));
-	return v;
-}
-
-static void wr(struct fixture *f, uint64_t offset, uint32_t v)
-{
-	assert_true(bus_write(&f->bus, BASE + offset, (const uint8_t *)&v, 4));
 }
 
 /* True if fd was signalled; consumes the signal. */
@@ -114,72 +97,48 @@ static bool fd_signalled(int fd)
 	return read(fd, &count, sizeof(count)) == sizeof(count);
 }
 
-static void negotiate(struct fixture *f, uint64_t features)
-{
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE);
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
-	wr(f, VIRTIO_MMIO_STATUS, rd(f, VIRTIO_MMIO_STATUS) | VIRTIO_CONFIG_S_FEATURES_OK);
-}
-
-static void setup_queue(struct fixture *f, uint32_t sel, uint32_t num, uint64_t desc, uint64_t avail, uint64_t used)
-{
-	wr(f, VIRTIO_MMIO_QUEUE_SEL, sel);
-	wr(f, VIRTIO_MMIO_QUEUE_NUM, num);
-	wr(f, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)desc);
-	wr(f, VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)(desc >> 32));
-	wr(f, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)avail);
-	wr(f, VIRTIO_MMIO_QUEUE_AVAIL_HIGH, (uint32_t)(avail >> 32));
-	wr(f, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)used);
-	wr(f, VIRTIO_MMIO_QUEUE_USED_HIGH, (uint32_t)(used >> 32));
-	wr(f, VIRTIO_MMIO_QUEUE_READY, 1);
-}
-
 static const uint64_t all_features =
 	DEVICE_FEATURE_BITS | (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_RING_F_INDIRECT_DESC);
 
 /* Negotiated and running, queue 0 at 0x1000/0x2000/0x3000 of size 8. */
 static void bring_up(struct fixture *f)
 {
-	negotiate(f, all_features);
-	setup_queue(f, 0, 8, 0x1000, 0x2000, 0x3000);
-	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 1);
-	wr(f, VIRTIO_MMIO_STATUS, rd(f, VIRTIO_MMIO_STATUS) | VIRTIO_CONFIG_S_DRIVER_OK);
+	driver_negotiate(&f->vm, all_features);
+	driver_setup_queue(&f->vm, 0, 8, 0x1000, 0x2000, 0x3000);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_QUEUE_READY), 1);
+	mmio_wr(&f->vm, VIRTIO_MMIO_STATUS, mmio_rd(&f->vm, VIRTIO_MMIO_STATUS) | VIRTIO_CONFIG_S_DRIVER_OK);
 }
 
 static void test_identity(void **state)
 {
 	struct fixture *f = *state;
-	assert_int_equal(rd(f, VIRTIO_MMIO_MAGIC_VALUE), 0x74726976);
-	assert_int_equal(rd(f, VIRTIO_MMIO_VERSION), 2);
-	assert_int_equal(rd(f, VIRTIO_MMIO_DEVICE_ID), DEVICE_ID);
-	assert_int_equal(rd(f, VIRTIO_MMIO_VENDOR_ID), VIRTIO_MMIO_VENDOR);
-	assert_int_equal(rd(f, VIRTIO_MMIO_STATUS), 0);
-	assert_int_equal(rd(f, 0x0f0), 0);
-	assert_int_equal(rd(f, VIRTIO_MMIO_SHM_LEN_LOW), 0xffffffff);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_MAGIC_VALUE), 0x74726976);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_VERSION), 2);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_DEVICE_ID), DEVICE_ID);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_VENDOR_ID), VIRTIO_MMIO_VENDOR);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_STATUS), 0);
+	assert_int_equal(mmio_rd(&f->vm, 0x0f0), 0);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_SHM_LEN_LOW), 0xffffffff);
 	/* Registers take 32-bit accesses only. */
 	uint16_t half = 0x1234;
-	assert_true(bus_read(&f->bus, BASE + VIRTIO_MMIO_MAGIC_VALUE, (uint8_t *)&half, 2));
+	assert_true(bus_read(&f->vm.bus, BASE + VIRTIO_MMIO_MAGIC_VALUE, (uint8_t *)&half, 2));
 	assert_int_equal(half, 0);
-	assert_true(bus_read(&f->bus, BASE + VIRTIO_MMIO_VERSION + 1, (uint8_t *)&half, 2));
+	assert_true(bus_read(&f->vm.bus, BASE + VIRTIO_MMIO_VERSION + 1, (uint8_t *)&half, 2));
 	assert_int_equal(half, 0);
 	/* The window is VIRTIO_MMIO_WINDOW_SIZE bytes. */
 	uint32_t v;
-	assert_false(bus_read(&f->bus, BASE + VIRTIO_MMIO_WINDOW_SIZE, (uint8_t *)&v, 4));
+	assert_false(bus_read(&f->vm.bus, BASE + VIRTIO_MMIO_WINDOW_SIZE, (uint8_t *)&v, 4));
 }
 
 static void test_device_features(void **state)
 {
 	struct fixture *f = *state;
-	wr(f, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	uint32_t low = rd(f, VIRTIO_MMIO_DEVICE_FEATURES);
-	wr(f, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	uint32_t high = rd(f, VIRTIO_MMIO_DEVICE_FEATURES);
-	wr(f, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 2);
-	assert_int_equal(rd(f, VIRTIO_MMIO_DEVICE_FEATURES), 0);
+	mmio_wr(&f->vm, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	uint32_t low = mmio_rd(&f->vm, VIRTIO_MMIO_DEVICE_FEATURES);
+	mmio_wr(&f->vm, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	uint32_t high = mmio_rd(&f->vm, VIRTIO_MMIO_DEVICE_FEATURES);
+	mmio_wr(&f->vm, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 2);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_DEVICE_FEATURES), 0);
 	uint64_t features = low | (uint64_t)high << 32;
 	assert_true(features & (1ULL << VIRTIO_F_VERSION_1));
 	assert_true(features & (1ULL << VIRTIO_RING_F_INDIRECT_DESC));
@@ -190,80 +149,80 @@ static void test_device_features(void **state)
 static void test_negotiation_requires_version_1(void **state)
 {
 	struct fixture *f = *state;
-	negotiate(f, DEVICE_FEATURE_BITS);
-	assert_false(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
+	driver_negotiate(&f->vm, DEVICE_FEATURE_BITS);
+	assert_false(mmio_rd(&f->vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
 	/* The driver may try again with other features. */
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(all_features >> 32));
-	wr(f, VIRTIO_MMIO_STATUS, rd(f, VIRTIO_MMIO_STATUS) | VIRTIO_CONFIG_S_FEATURES_OK);
-	assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
+	mmio_wr(&f->vm, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+	mmio_wr(&f->vm, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(all_features >> 32));
+	mmio_wr(&f->vm, VIRTIO_MMIO_STATUS, mmio_rd(&f->vm, VIRTIO_MMIO_STATUS) | VIRTIO_CONFIG_S_FEATURES_OK);
+	assert_true(mmio_rd(&f->vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
 }
 
 static void test_negotiation_refuses_unoffered(void **state)
 {
 	struct fixture *f = *state;
-	negotiate(f, all_features | (1ULL << 7));
-	assert_false(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
+	driver_negotiate(&f->vm, all_features | (1ULL << 7));
+	assert_false(mmio_rd(&f->vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
 }
 
 static void test_negotiation_ok(void **state)
 {
 	struct fixture *f = *state;
-	negotiate(f, all_features);
-	assert_int_equal(rd(f, VIRTIO_MMIO_STATUS), VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+	driver_negotiate(&f->vm, all_features);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_STATUS), VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
 							    VIRTIO_CONFIG_S_FEATURES_OK);
 	assert_int_equal(f->m.driver_features, all_features);
 	/* Features are fixed once accepted. */
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, 0);
+	mmio_wr(&f->vm, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	mmio_wr(&f->vm, VIRTIO_MMIO_DRIVER_FEATURES, 0);
 	assert_int_equal(f->m.driver_features, all_features);
 	/* Status bits stay set until a reset. */
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE);
-	assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
+	mmio_wr(&f->vm, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	assert_true(mmio_rd(&f->vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
 }
 
 static void test_queue_setup(void **state)
 {
 	struct fixture *f = *state;
-	negotiate(f, all_features);
-	wr(f, VIRTIO_MMIO_QUEUE_SEL, 0);
-	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_NUM_MAX), QMAX);
-	wr(f, VIRTIO_MMIO_QUEUE_SEL, NUM_QUEUES);
-	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
-	wr(f, VIRTIO_MMIO_QUEUE_READY, 1);
-	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 0);
+	driver_negotiate(&f->vm, all_features);
+	mmio_wr(&f->vm, VIRTIO_MMIO_QUEUE_SEL, 0);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_QUEUE_NUM_MAX), QMAX);
+	mmio_wr(&f->vm, VIRTIO_MMIO_QUEUE_SEL, NUM_QUEUES);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
+	mmio_wr(&f->vm, VIRTIO_MMIO_QUEUE_READY, 1);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_QUEUE_READY), 0);
 
-	setup_queue(f, 1, 16, 0x101000, 0x2000, 0x3000);
+	driver_setup_queue(&f->vm, 1, 16, 0x101000, 0x2000, 0x3000);
 	/* 0x101000 is past the 1 MiB of RAM. */
-	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 0);
-	assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_QUEUE_READY), 0);
+	assert_true(mmio_rd(&f->vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	/* No DRIVER_OK yet: no interrupt for it. */
-	assert_int_equal(rd(f, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
 
-	wr(f, VIRTIO_MMIO_STATUS, 0);
-	negotiate(f, all_features);
-	setup_queue(f, 1, 16, 0x1000, 0x2000, 0x3000);
-	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 1);
+	mmio_wr(&f->vm, VIRTIO_MMIO_STATUS, 0);
+	driver_negotiate(&f->vm, all_features);
+	driver_setup_queue(&f->vm, 1, 16, 0x1000, 0x2000, 0x3000);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_QUEUE_READY), 1);
 	assert_int_equal(f->m.queues[1].num, 16);
 	assert_int_equal(f->m.queues[1].desc_addr, 0x1000);
 	assert_true(f->m.queues[1].indirect);
 	/* Layout registers are ignored while the queue is ready. */
-	wr(f, VIRTIO_MMIO_QUEUE_DESC_LOW, 0x5000);
-	wr(f, VIRTIO_MMIO_QUEUE_NUM, 4);
+	mmio_wr(&f->vm, VIRTIO_MMIO_QUEUE_DESC_LOW, 0x5000);
+	mmio_wr(&f->vm, VIRTIO_MMIO_QUEUE_NUM, 4);
 	assert_int_equal(f->m.queues[1].desc_addr, 0x1000);
 	assert_int_equal(f->m.queues[1].num, 16);
-	wr(f, VIRTIO_MMIO_QUEUE_READY, 0);
-	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 0);
-	assert_false(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	mmio_wr(&f->vm, VIRTIO_MMIO_QUEUE_READY, 0);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_QUEUE_READY), 0);
+	assert_false(mmio_rd(&f->vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
 static void test_queue_without_indirect(void **state)
 {
 	struct fixture *f = *state;
-	negotiate(f, all_features & ~(1ULL << VIRTIO_RING_F_INDIRECT_DESC));
-	assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
-	setup_queue(f, 0, 8, 0x1000, 0x2000, 0x3000);
-	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 1);
+	driver_negotiate(&f->vm, all_features & ~(1ULL << VIRTIO_RING_F_INDIRECT_DESC));
+	assert_true(mmio_rd(&f->vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
+	driver_setup_queue(&f->vm, 0, 8, 0x1000, 0x2000, 0x3000);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_QUEUE_READY), 1);
 	assert_false(f->m.queues[0].indirect);
 }
 
@@ -272,11 +231,11 @@ static void test_queue_bad_sizes(void **state)
 	struct fixture *f = *state;
 	const uint32_t bad[] = { 0, 3, 12, QMAX * 2, 0x10008 };
 	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		wr(f, VIRTIO_MMIO_STATUS, 0);
-		negotiate(f, all_features);
-		setup_queue(f, 0, bad[i], 0x1000, 0x2000, 0x3000);
-		assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 0);
-		assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+		mmio_wr(&f->vm, VIRTIO_MMIO_STATUS, 0);
+		driver_negotiate(&f->vm, all_features);
+		driver_setup_queue(&f->vm, 0, bad[i], 0x1000, 0x2000, 0x3000);
+		assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_QUEUE_READY), 0);
+		assert_true(mmio_rd(&f->vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	}
 }
 
@@ -286,10 +245,10 @@ static void test_bad_queue_after_driver_ok_interrupts(void **state)
 	int irq_fd = virtio_mmio_irq_fd(&f->m);
 	bring_up(f);
 	assert_false(fd_signalled(irq_fd));
-	setup_queue(f, 1, 16, 0x1000, 0x2001, 0x3000);
-	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 0);
-	assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
-	assert_int_equal(rd(f, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_CONFIG);
+	driver_setup_queue(&f->vm, 1, 16, 0x1000, 0x2001, 0x3000);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_QUEUE_READY), 0);
+	assert_true(mmio_rd(&f->vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_CONFIG);
 	assert_true(fd_signalled(irq_fd));
 }
 
@@ -298,17 +257,17 @@ static void test_reset(void **state)
 	struct fixture *f = *state;
 	bring_up(f);
 	virtio_mmio_interrupt(&f->m, VIRTIO_MMIO_INT_VRING);
-	wr(f, VIRTIO_MMIO_QUEUE_SEL, 1);
-	wr(f, VIRTIO_MMIO_STATUS, 0);
+	mmio_wr(&f->vm, VIRTIO_MMIO_QUEUE_SEL, 1);
+	mmio_wr(&f->vm, VIRTIO_MMIO_STATUS, 0);
 	assert_int_equal(f->resets, 1);
-	assert_int_equal(rd(f, VIRTIO_MMIO_STATUS), 0);
-	assert_int_equal(rd(f, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_STATUS), 0);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
 	assert_int_equal(f->m.driver_features, 0);
 	assert_int_equal(f->m.queue_sel, 0);
-	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 0);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_QUEUE_READY), 0);
 	assert_int_equal(f->m.queues[0].num, 0);
 	assert_int_equal(f->m.queues[0].max_size, QMAX);
-	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_NUM_MAX), QMAX);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_QUEUE_NUM_MAX), QMAX);
 }
 
 static void test_notify_fallback(void **state)
@@ -317,13 +276,13 @@ static void test_notify_fallback(void **state)
 	int fd0 = virtio_mmio_notify_fd(&f->m, 0), fd1 = virtio_mmio_notify_fd(&f->m, 1);
 	assert_true(fd0 >= 0 && fd1 >= 0 && fd0 != fd1);
 	assert_int_equal(virtio_mmio_notify_fd(&f->m, NUM_QUEUES), -1);
-	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	mmio_wr(&f->vm, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
 	assert_false(fd_signalled(fd0));
 	assert_true(fd_signalled(fd1));
-	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	mmio_wr(&f->vm, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_true(fd_signalled(fd0));
-	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, NUM_QUEUES);
-	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, 0xffffffff);
+	mmio_wr(&f->vm, VIRTIO_MMIO_QUEUE_NOTIFY, NUM_QUEUES);
+	mmio_wr(&f->vm, VIRTIO_MMIO_QUEUE_NOTIFY, 0xffffffff);
 	assert_false(fd_signalled(fd0));
 	assert_false(fd_signalled(fd1));
 }
@@ -342,16 +301,16 @@ static void test_interrupt_ack(void **state)
 	int irq_fd = virtio_mmio_irq_fd(&f->m);
 	virtio_mmio_interrupt(&f->m, VIRTIO_MMIO_INT_VRING);
 	assert_true(fd_signalled(irq_fd));
-	assert_int_equal(rd(f, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_VRING);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_VRING);
 	bring_up(f);
 	virtio_mmio_config_changed(&f->m);
 	assert_true(fd_signalled(irq_fd));
-	assert_int_equal(rd(f, VIRTIO_MMIO_CONFIG_GENERATION), 1);
-	assert_int_equal(rd(f, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG);
-	wr(f, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
-	assert_int_equal(rd(f, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_CONFIG);
-	wr(f, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_CONFIG);
-	assert_int_equal(rd(f, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_CONFIG_GENERATION), 1);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG);
+	mmio_wr(&f->vm, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_CONFIG);
+	mmio_wr(&f->vm, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_CONFIG);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
 }
 
 static void test_config_space(void **state)
@@ -361,39 +320,38 @@ static void test_config_space(void **state)
 	uint16_t w;
 	uint32_t l;
 	uint64_t q;
-	assert_true(bus_read(&f->bus, BASE + VIRTIO_MMIO_CONFIG + 3, &b, 1));
+	assert_true(bus_read(&f->vm.bus, BASE + VIRTIO_MMIO_CONFIG + 3, &b, 1));
 	assert_int_equal(b, 0x13);
-	assert_true(bus_read(&f->bus, BASE + VIRTIO_MMIO_CONFIG + 1, (uint8_t *)&w, 2));
+	assert_true(bus_read(&f->vm.bus, BASE + VIRTIO_MMIO_CONFIG + 1, (uint8_t *)&w, 2));
 	assert_int_equal(w, 0x1211);
-	assert_true(bus_read(&f->bus, BASE + VIRTIO_MMIO_CONFIG + 8, (uint8_t *)&l, 4));
+	assert_true(bus_read(&f->vm.bus, BASE + VIRTIO_MMIO_CONFIG + 8, (uint8_t *)&l, 4));
 	assert_int_equal(l, 0x1b1a1918);
-	assert_true(bus_read(&f->bus, BASE + VIRTIO_MMIO_CONFIG, (uint8_t *)&q, 8));
+	assert_true(bus_read(&f->vm.bus, BASE + VIRTIO_MMIO_CONFIG, (uint8_t *)&q, 8));
 	assert_int_equal(q, 0x1716151413121110ULL);
 	/* Past the config space (12 bytes), partly or wholly: zeros. */
-	assert_true(bus_read(&f->bus, BASE + VIRTIO_MMIO_CONFIG + 10, (uint8_t *)&l, 4));
+	assert_true(bus_read(&f->vm.bus, BASE + VIRTIO_MMIO_CONFIG + 10, (uint8_t *)&l, 4));
 	assert_int_equal(l, 0);
-	assert_true(bus_read(&f->bus, BASE + VIRTIO_MMIO_CONFIG + 0x80, (uint8_t *)&l, 4));
+	assert_true(bus_read(&f->vm.bus, BASE + VIRTIO_MMIO_CONFIG + 0x80, (uint8_t *)&l, 4));
 	assert_int_equal(l, 0);
 
 	w = 0xbeef;
-	assert_true(bus_write(&f->bus, BASE + VIRTIO_MMIO_CONFIG + 4, (uint8_t *)&w, 2));
+	assert_true(bus_write(&f->vm.bus, BASE + VIRTIO_MMIO_CONFIG + 4, (uint8_t *)&w, 2));
 	assert_int_equal(f->config_written[4], 0xef);
 	assert_int_equal(f->config_written[5], 0xbe);
 	l = 0xffffffff;
-	assert_true(bus_write(&f->bus, BASE + VIRTIO_MMIO_CONFIG + 10, (uint8_t *)&l, 4));
+	assert_true(bus_write(&f->vm.bus, BASE + VIRTIO_MMIO_CONFIG + 10, (uint8_t *)&l, 4));
 	assert_int_equal(f->config_written[10], 0);
 	assert_int_equal(f->config_written[11], 0);
 }
 
 static void put_desc(struct fixture *f, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
-	struct vring_desc d = { .addr = addr, .len = len, .flags = flags, .next = next };
-	memcpy(f->mem.host + 0x1000 + i * sizeof(d), &d, sizeof(d));
+	test_ring_put_desc(&f->vm.mem, 0x1000, i, addr, len, flags, next);
 }
 
 static void make_available(struct fixture *f, uint16_t head)
 {
-	struct vring_avail *avail = (struct vring_avail *)(f->mem.host + 0x2000);
+	struct vring_avail *avail = (struct vring_avail *)(f->vm.mem.host + 0x2000);
 	uint16_t idx = avail->idx;
 	avail->ring[idx % 8] = head;
 	__atomic_store_n(&avail->idx, (uint16_t)(idx + 1), __ATOMIC_RELEASE);
@@ -403,20 +361,20 @@ static void test_pop_push(void **state)
 {
 	struct fixture *f = *state;
 	static struct virtq_chain chain;
-	negotiate(f, all_features);
-	setup_queue(f, 0, 8, 0x1000, 0x2000, 0x3000);
+	driver_negotiate(&f->vm, all_features);
+	driver_setup_queue(&f->vm, 0, 8, 0x1000, 0x2000, 0x3000);
 	put_desc(f, 0, 0x10000, 64, VRING_DESC_F_WRITE, 0);
 	make_available(f, 0);
 	/* Not before DRIVER_OK. */
 	assert_int_equal(virtio_mmio_pop(&f->m, 0, &chain), 0);
-	wr(f, VIRTIO_MMIO_STATUS, rd(f, VIRTIO_MMIO_STATUS) | VIRTIO_CONFIG_S_DRIVER_OK);
+	mmio_wr(&f->vm, VIRTIO_MMIO_STATUS, mmio_rd(&f->vm, VIRTIO_MMIO_STATUS) | VIRTIO_CONFIG_S_DRIVER_OK);
 	assert_int_equal(virtio_mmio_pop(&f->m, 1, &chain), 0);
 	assert_int_equal(virtio_mmio_pop(&f->m, NUM_QUEUES, &chain), 0);
 	assert_int_equal(virtio_mmio_pop(&f->m, 0, &chain), 1);
 	assert_int_equal(f->m.in_flight, 1);
 	assert_true(virtio_mmio_push(&f->m, 0, &chain, 64));
 	assert_int_equal(f->m.in_flight, 0);
-	struct vring_used *used = (struct vring_used *)(f->mem.host + 0x3000);
+	struct vring_used *used = (struct vring_used *)(f->vm.mem.host + 0x3000);
 	assert_int_equal(used->idx, 1);
 	assert_int_equal(used->ring[0].len, 64);
 }
@@ -430,16 +388,16 @@ static void test_broken_ring_needs_reset(void **state)
 	put_desc(f, 0, 0x10000, 64, VRING_DESC_F_NEXT, 0);
 	make_available(f, 0);
 	assert_int_equal(virtio_mmio_pop(&f->m, 0, &chain), -1);
-	assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
-	assert_int_equal(rd(f, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_CONFIG);
+	assert_true(mmio_rd(&f->vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_CONFIG);
 	assert_true(fd_signalled(irq_fd));
 	/* The whole device stops until the driver resets it. */
 	assert_int_equal(virtio_mmio_pop(&f->m, 0, &chain), 0);
 	/* Writing status cannot clear NEEDS_RESET; only a reset does. */
-	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE);
-	assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
-	wr(f, VIRTIO_MMIO_STATUS, 0);
-	assert_int_equal(rd(f, VIRTIO_MMIO_STATUS), 0);
+	mmio_wr(&f->vm, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	assert_true(mmio_rd(&f->vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	mmio_wr(&f->vm, VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_STATUS), 0);
 }
 
 struct reset_thread {
@@ -450,7 +408,7 @@ struct reset_thread {
 static void *do_reset(void *opaque)
 {
 	struct reset_thread *t = opaque;
-	wr(t->f, VIRTIO_MMIO_STATUS, 0);
+	mmio_wr(&t->f->vm, VIRTIO_MMIO_STATUS, 0);
 	__atomic_store_n(&t->done, true, __ATOMIC_RELEASE);
 	return NULL;
 }
@@ -472,8 +430,8 @@ static void test_reset_waits_for_in_flight(void **state)
 	virtio_mmio_push(&f->m, 0, &chain, 64);
 	pthread_join(thread, NULL);
 	assert_true(t.done);
-	assert_int_equal(rd(f, VIRTIO_MMIO_STATUS), 0);
-	struct vring_used *used = (struct vring_used *)(f->mem.host + 0x3000);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_STATUS), 0);
+	struct vring_used *used = (struct vring_used *)(f->vm.mem.host + 0x3000);
 	assert_int_equal(used->idx, 1);
 }
 
@@ -481,7 +439,7 @@ static void test_init_checks(void **state)
 {
 	struct fixture *f = *state;
 	static struct virtio_mmio m;
-	struct vm_device_env env = { .mem = &f->mem, .mmio_bus = &f->bus, .vm_fd = -1 };
+	struct vm_device_env env = { .mem = &f->vm.mem, .mmio_bus = &f->vm.bus, .vm_fd = -1 };
 	capsa_error err = { 0 };
 	struct virtio_mmio_device dev = fake_device(f);
 
@@ -499,7 +457,7 @@ static void test_init_checks(void **state)
 	/* Overlapping the fixture's window. */
 	dev = fake_device(f);
 	assert_int_equal(virtio_mmio_init(&m, &env, BASE + 0x100, 6, &dev, &err), 0);
-	assert_int_equal(virtio_mmio_register(&m, &f->bus, &err), -1);
+	assert_int_equal(virtio_mmio_register(&m, &f->vm.bus, &err), -1);
 	assert_int_equal(err.code, EBUSY);
 	assert_non_null(strstr(err.message, "overlaps"));
 	virtio_mmio_cleanup(&m);

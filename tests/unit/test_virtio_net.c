@@ -20,33 +20,12 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_ids.h>
 
-#include "devices/virtio/mmio.h"
 #include "devices/virtio_net.h"
-#include "vm/bus.h"
+#include "virtio_test_driver.h"
 
 /* ---- chains by hand ---- */
 
 static struct virtq_chain chain;
-
-static void chain_clear(struct virtq_chain *c)
-{
-	memset(c, 0, offsetof(struct virtq_chain, iov));
-}
-
-static void chain_add(struct virtq_chain *c, void *buf, size_t len, bool writable)
-{
-	unsigned n = c->num_readable + c->num_writable;
-	c->iov[n].iov_base = buf;
-	c->iov[n].iov_len = len;
-	if (writable) {
-		c->num_writable++;
-		c->writable_len += len;
-	} else {
-		assert_int_equal(c->num_writable, 0);
-		c->num_readable++;
-		c->readable_len += len;
-	}
-}
 
 static void fill_frame(uint8_t *f, size_t len, uint8_t seed)
 {
@@ -214,12 +193,8 @@ struct sent {
 };
 
 struct guest {
-	struct guest_mem mem;
-	struct bus bus;
-	struct vm_device_env env;
+	struct test_guest vm;
 	struct virtio_net *net;
-	uint16_t avail_idx[2];
-	uint16_t used_seen[2];
 	struct sent sent;
 };
 
@@ -238,18 +213,14 @@ static void backend_send(void *opaque, const uint8_t *frame, size_t len)
 static int guest_setup(void **state)
 {
 	struct guest *g = calloc(1, sizeof(*g));
-	g->mem.host = aligned_alloc(4096, RAM_SIZE);
-	memset(g->mem.host, 0, RAM_SIZE);
-	g->mem.size = RAM_SIZE;
-	g->env.mem = &g->mem;
-	g->env.mmio_bus = &g->bus;
-	g->env.vm_fd = -1;
+	test_guest_init(&g->vm, RAM_SIZE, BASE);
 	pthread_mutex_init(&g->sent.lock, NULL);
 	g->sent.fd = eventfd(0, EFD_CLOEXEC);
 	capsa_error err = { 0 };
-	g->net = virtio_net_create(&g->env, BASE, 5, test_mac, backend_send, &g->sent, &err);
+	g->net = virtio_net_create(&g->vm.env, BASE, 5, test_mac, backend_send, &g->sent, &err);
 	if (!g->net)
 		fail_msg("virtio_net_create: %s", err.message);
+	g->vm.irq_fd = virtio_net_irq_fd(g->net);
 	*state = g;
 	return 0;
 }
@@ -260,111 +231,33 @@ static int guest_teardown(void **state)
 	virtio_net_destroy(g->net);
 	close(g->sent.fd);
 	pthread_mutex_destroy(&g->sent.lock);
-	free(g->mem.host);
+	test_guest_cleanup(&g->vm);
 	free(g);
 	return 0;
 }
 
-static uint32_t rd(struct guest *g, uint64_t offset)
+static void driver_init(struct test_guest *vm)
 {
-	uint32_t v;
-	assert_true(bus_read(&g->bus, BASE + offset, (uint8_t *)&v, 4));
-	return v;
-}
-
-static void wr(struct guest *g, uint64_t offset, uint32_t v)
-{
-	assert_true(bus_write(&g->bus, BASE + offset, (const uint8_t *)&v, 4));
-}
-
-static void *gpa(struct guest *g, uint64_t addr)
-{
-	return g->mem.host + addr;
-}
-
-static uint64_t device_features(struct guest *g)
-{
-	wr(g, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	uint64_t low = rd(g, VIRTIO_MMIO_DEVICE_FEATURES);
-	wr(g, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	return low | (uint64_t)rd(g, VIRTIO_MMIO_DEVICE_FEATURES) << 32;
-}
-
-static void driver_init(struct guest *g)
-{
-	assert_int_equal(rd(g, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_NET);
-	wr(g, VIRTIO_MMIO_STATUS, 0);
-	wr(g, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-	uint64_t features = device_features(g);
-	wr(g, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(g, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
-	wr(g, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(g, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
-	wr(g, VIRTIO_MMIO_STATUS, rd(g, VIRTIO_MMIO_STATUS) | VIRTIO_CONFIG_S_FEATURES_OK);
-	assert_true(rd(g, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
-
-	memset(gpa(g, 0x1000), 0, 0x6000);
+	driver_start(vm, VIRTIO_ID_NET, driver_device_features(vm));
+	memset(gpa(vm, 0x1000), 0, 0x6000);
 	for (unsigned q = 0; q < 2; q++) {
-		g->avail_idx[q] = 0;
-		g->used_seen[q] = 0;
-		wr(g, VIRTIO_MMIO_QUEUE_SEL, q);
-		assert_int_equal(rd(g, VIRTIO_MMIO_QUEUE_NUM_MAX), QSIZE);
-		wr(g, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
-		wr(g, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)desc_gpa[q]);
-		wr(g, VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
-		wr(g, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)avail_gpa[q]);
-		wr(g, VIRTIO_MMIO_QUEUE_AVAIL_HIGH, 0);
-		wr(g, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)used_gpa[q]);
-		wr(g, VIRTIO_MMIO_QUEUE_USED_HIGH, 0);
-		wr(g, VIRTIO_MMIO_QUEUE_READY, 1);
+		assert_int_equal(driver_queue_max(vm, q), QSIZE);
+		driver_setup_queue(vm, q, QSIZE, desc_gpa[q], avail_gpa[q], used_gpa[q]);
 	}
-	wr(g, VIRTIO_MMIO_STATUS, rd(g, VIRTIO_MMIO_STATUS) | VIRTIO_CONFIG_S_DRIVER_OK);
-}
-
-static void put_desc(struct guest *g, unsigned q, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
-		     uint16_t next)
-{
-	struct vring_desc d = { .addr = addr, .len = len, .flags = flags, .next = next };
-	memcpy((uint8_t *)gpa(g, desc_gpa[q]) + i * sizeof(d), &d, sizeof(d));
-}
-
-static void publish(struct guest *g, unsigned q, uint16_t head)
-{
-	struct vring_avail *avail = gpa(g, avail_gpa[q]);
-	avail->ring[g->avail_idx[q] % QSIZE] = head;
-	g->avail_idx[q]++;
-	__atomic_store_n(&avail->idx, g->avail_idx[q], __ATOMIC_RELEASE);
-}
-
-static void kick(struct guest *g, unsigned q)
-{
-	wr(g, VIRTIO_MMIO_QUEUE_NOTIFY, q);
-}
-
-static uint32_t wait_interrupt(struct guest *g)
-{
-	struct pollfd pfd = { .fd = virtio_net_irq_fd(g->net), .events = POLLIN };
-	assert_int_equal(poll(&pfd, 1, 10000), 1);
-	uint64_t count;
-	assert_int_equal(read(pfd.fd, &count, sizeof(count)), sizeof(count));
-	uint32_t isr = rd(g, VIRTIO_MMIO_INTERRUPT_STATUS);
-	wr(g, VIRTIO_MMIO_INTERRUPT_ACK, isr);
-	return isr;
+	driver_ok(vm);
 }
 
 /* Waits until queue q has handed back one more chain and returns its
  * used length. */
 static uint32_t wait_used(struct guest *g, unsigned q, uint16_t head)
 {
-	struct vring_used *used = gpa(g, used_gpa[q]);
-	for (int tries = 0; __atomic_load_n(&used->idx, __ATOMIC_ACQUIRE) == g->used_seen[q]; tries++) {
+	for (int tries = 0; !driver_used_ready(&g->vm, q); tries++) {
 		assert_true(tries < 100);
-		assert_int_equal(wait_interrupt(g) & VIRTIO_MMIO_INT_CONFIG, 0);
+		assert_int_equal(driver_wait_interrupt(&g->vm) & VIRTIO_MMIO_INT_CONFIG, 0);
 	}
-	struct vring_used_elem *elem = &used->ring[g->used_seen[q] % QSIZE];
-	g->used_seen[q]++;
-	assert_int_equal(elem->id, head);
-	return elem->len;
+	struct vring_used_elem elem = driver_take_used(&g->vm, q);
+	assert_int_equal(elem.id, head);
+	return elem.len;
 }
 
 static unsigned sent_count(struct guest *g)
@@ -380,12 +273,12 @@ static unsigned sent_count(struct guest *g)
 static void guest_send(struct guest *g, uint16_t head, const struct virtio_net_hdr_v1 *hdr, uint32_t hdr_len,
 		       uint32_t len, uint8_t seed)
 {
-	memcpy(gpa(g, TX_BUF_GPA), hdr, sizeof(*hdr));
-	fill_frame(gpa(g, TX_BUF_GPA + 0x100), len, seed);
-	put_desc(g, TX, head, TX_BUF_GPA, hdr_len, VRING_DESC_F_NEXT, (uint16_t)(head + 1));
-	put_desc(g, TX, (uint16_t)(head + 1), TX_BUF_GPA + 0x100, len, 0, 0);
-	publish(g, TX, head);
-	kick(g, TX);
+	memcpy(gpa(&g->vm, TX_BUF_GPA), hdr, sizeof(*hdr));
+	fill_frame(gpa(&g->vm, TX_BUF_GPA + 0x100), len, seed);
+	driver_put_desc(&g->vm, TX, head, TX_BUF_GPA, hdr_len, VRING_DESC_F_NEXT, (uint16_t)(head + 1));
+	driver_put_desc(&g->vm, TX, (uint16_t)(head + 1), TX_BUF_GPA + 0x100, len, 0, 0);
+	driver_publish(&g->vm, TX, head);
+	driver_kick(&g->vm, TX);
 	assert_int_equal(wait_used(g, TX, head), 0);
 }
 
@@ -394,9 +287,9 @@ static void test_device_config(void **state)
 	struct guest *g = *state;
 	uint8_t mac[6];
 	for (unsigned i = 0; i < 6; i++)
-		assert_true(bus_read(&g->bus, BASE + VIRTIO_MMIO_CONFIG + i, &mac[i], 1));
+		assert_true(bus_read(&g->vm.bus, BASE + VIRTIO_MMIO_CONFIG + i, &mac[i], 1));
 	assert_memory_equal(mac, test_mac, 6);
-	uint64_t features = device_features(g);
+	uint64_t features = driver_device_features(&g->vm);
 	assert_true(features & (1ULL << VIRTIO_F_VERSION_1));
 	assert_true(features & (1ULL << VIRTIO_NET_F_MAC));
 	assert_false(features & (1ULL << VIRTIO_NET_F_CSUM));
@@ -408,7 +301,7 @@ static void test_device_config(void **state)
 static void test_device_tx(void **state)
 {
 	struct guest *g = *state;
-	driver_init(g);
+	driver_init(&g->vm);
 	struct virtio_net_hdr_v1 hdr = { 0 };
 
 	guest_send(g, 0, &hdr, VIRTIO_NET_HDR_LEN, 60, 1);
@@ -416,7 +309,7 @@ static void test_device_tx(void **state)
 	assert_int_equal(read(g->sent.fd, &count, sizeof(count)), sizeof(count));
 	pthread_mutex_lock(&g->sent.lock);
 	assert_int_equal(g->sent.last_len, 60);
-	assert_memory_equal(g->sent.last, gpa(g, TX_BUF_GPA + 0x100), 60);
+	assert_memory_equal(g->sent.last, gpa(&g->vm, TX_BUF_GPA + 0x100), 60);
 	pthread_mutex_unlock(&g->sent.lock);
 
 	/* Malformed chains come back and reach nobody. */
@@ -426,15 +319,15 @@ static void test_device_tx(void **state)
 	guest_send(g, 6, &hdr, VIRTIO_NET_HDR_LEN, 60, 4);
 	hdr.gso_type = 0;
 	/* Too big: one descriptor of 64 KiB + 1 after the header. */
-	put_desc(g, TX, 8, TX_BUF_GPA, VIRTIO_NET_HDR_LEN, VRING_DESC_F_NEXT, 9);
-	put_desc(g, TX, 9, TX_BUF_GPA + 0x100, VIRTIO_NET_MAX_FRAME + 1, 0, 0);
-	publish(g, TX, 8);
-	kick(g, TX);
+	driver_put_desc(&g->vm, TX, 8, TX_BUF_GPA, VIRTIO_NET_HDR_LEN, VRING_DESC_F_NEXT, 9);
+	driver_put_desc(&g->vm, TX, 9, TX_BUF_GPA + 0x100, VIRTIO_NET_MAX_FRAME + 1, 0, 0);
+	driver_publish(&g->vm, TX, 8);
+	driver_kick(&g->vm, TX);
 	assert_int_equal(wait_used(g, TX, 8), 0);
 	/* A device-writable buffer. */
-	put_desc(g, TX, 10, TX_BUF_GPA, VIRTIO_NET_HDR_LEN + 60, VRING_DESC_F_WRITE, 0);
-	publish(g, TX, 10);
-	kick(g, TX);
+	driver_put_desc(&g->vm, TX, 10, TX_BUF_GPA, VIRTIO_NET_HDR_LEN + 60, VRING_DESC_F_WRITE, 0);
+	driver_publish(&g->vm, TX, 10);
+	driver_kick(&g->vm, TX);
 	assert_int_equal(wait_used(g, TX, 10), 0);
 	assert_int_equal(sent_count(g), 1);
 
@@ -444,15 +337,15 @@ static void test_device_tx(void **state)
 	assert_int_equal(sent_count(g), 2);
 	pthread_mutex_lock(&g->sent.lock);
 	assert_int_equal(g->sent.last_len, 1514);
-	assert_memory_equal(g->sent.last, gpa(g, TX_BUF_GPA + 0x100), 1514);
+	assert_memory_equal(g->sent.last, gpa(&g->vm, TX_BUF_GPA + 0x100), 1514);
 	pthread_mutex_unlock(&g->sent.lock);
 }
 
 static void post_rx(struct guest *g, uint16_t i, uint32_t size)
 {
-	memset(gpa(g, RX_BUF_GPA + i * RX_BUF_SIZE), 0xee, RX_BUF_SIZE);
-	put_desc(g, RX, i, RX_BUF_GPA + i * RX_BUF_SIZE, size, VRING_DESC_F_WRITE, 0);
-	publish(g, RX, i);
+	memset(gpa(&g->vm, RX_BUF_GPA + i * RX_BUF_SIZE), 0xee, RX_BUF_SIZE);
+	driver_put_desc(&g->vm, RX, i, RX_BUF_GPA + i * RX_BUF_SIZE, size, VRING_DESC_F_WRITE, 0);
+	driver_publish(&g->vm, RX, i);
 }
 
 static void test_device_rx(void **state)
@@ -463,11 +356,11 @@ static void test_device_rx(void **state)
 
 	/* Before the driver is up the frame waits. */
 	assert_int_equal(virtio_net_receive(g->net, frame, 60), 0);
-	driver_init(g);
+	driver_init(&g->vm);
 	post_rx(g, 0, RX_BUF_SIZE);
-	kick(g, RX);
+	driver_kick(&g->vm, RX);
 	assert_int_equal(wait_used(g, RX, 0), VIRTIO_NET_HDR_LEN + 60);
-	uint8_t *buf = gpa(g, RX_BUF_GPA);
+	uint8_t *buf = gpa(&g->vm, RX_BUF_GPA);
 	struct virtio_net_hdr_v1 hdr;
 	memcpy(&hdr, buf, sizeof(hdr));
 	assert_int_equal(hdr.num_buffers, 1);
@@ -476,10 +369,11 @@ static void test_device_rx(void **state)
 
 	/* Buffers posted first, frames afterwards. */
 	post_rx(g, 1, RX_BUF_SIZE);
-	kick(g, RX);
+	driver_kick(&g->vm, RX);
 	assert_int_equal(virtio_net_receive(g->net, frame, sizeof(frame)), 0);
 	assert_int_equal(wait_used(g, RX, 1), VIRTIO_NET_HDR_LEN + sizeof(frame));
-	assert_memory_equal((uint8_t *)gpa(g, RX_BUF_GPA + RX_BUF_SIZE) + VIRTIO_NET_HDR_LEN, frame, sizeof(frame));
+	assert_memory_equal((uint8_t *)gpa(&g->vm, RX_BUF_GPA + RX_BUF_SIZE) + VIRTIO_NET_HDR_LEN, frame,
+			    sizeof(frame));
 
 	/* A frame that does not fit the next buffer is dropped; the buffer
 	 * takes the frame after it. */
@@ -487,9 +381,10 @@ static void test_device_rx(void **state)
 	assert_int_equal(virtio_net_receive(g->net, jumbo, sizeof(jumbo)), 0);
 	assert_int_equal(virtio_net_receive(g->net, frame + 1, 100), 0);
 	post_rx(g, 2, RX_BUF_SIZE);
-	kick(g, RX);
+	driver_kick(&g->vm, RX);
 	assert_int_equal(wait_used(g, RX, 2), VIRTIO_NET_HDR_LEN + 100);
-	assert_memory_equal((uint8_t *)gpa(g, RX_BUF_GPA + 2 * RX_BUF_SIZE) + VIRTIO_NET_HDR_LEN, frame + 1, 100);
+	assert_memory_equal((uint8_t *)gpa(&g->vm, RX_BUF_GPA + 2 * RX_BUF_SIZE) + VIRTIO_NET_HDR_LEN, frame + 1,
+			    100);
 
 	/* Lengths the backend may not hand over. */
 	assert_int_equal(virtio_net_receive(g->net, frame, 0), -1);
@@ -500,7 +395,7 @@ static void test_device_rx(void **state)
 static void test_device_rx_backlog(void **state)
 {
 	struct guest *g = *state;
-	driver_init(g);
+	driver_init(&g->vm);
 	uint8_t frame[64];
 
 	/* With no rx buffers the backlog fills up, then frames are dropped. */
@@ -513,11 +408,11 @@ static void test_device_rx_backlog(void **state)
 	/* Buffers arrive: the queued frames come out in order. */
 	for (uint16_t i = 0; i < 16; i++)
 		post_rx(g, i, RX_BUF_SIZE);
-	kick(g, RX);
+	driver_kick(&g->vm, RX);
 	for (uint16_t i = 0; i < 16; i++) {
 		assert_int_equal(wait_used(g, RX, i), VIRTIO_NET_HDR_LEN + sizeof(frame));
 		fill_frame(frame, sizeof(frame), (uint8_t)i);
-		assert_memory_equal((uint8_t *)gpa(g, RX_BUF_GPA + i * RX_BUF_SIZE) + VIRTIO_NET_HDR_LEN, frame,
+		assert_memory_equal((uint8_t *)gpa(&g->vm, RX_BUF_GPA + i * RX_BUF_SIZE) + VIRTIO_NET_HDR_LEN, frame,
 				    sizeof(frame));
 	}
 	/* Room again. */
@@ -528,16 +423,16 @@ static void test_device_rx_backlog(void **state)
 static void test_device_hostile_ring(void **state)
 {
 	struct guest *g = *state;
-	driver_init(g);
+	driver_init(&g->vm);
 	/* A tx chain looping on itself breaks the queue; the device asks for
 	 * a reset and works again after it. */
-	put_desc(g, TX, 7, TX_BUF_GPA, 16, VRING_DESC_F_NEXT, 7);
-	publish(g, TX, 7);
-	kick(g, TX);
-	assert_int_equal(wait_interrupt(g), VIRTIO_MMIO_INT_CONFIG);
-	assert_true(rd(g, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	driver_put_desc(&g->vm, TX, 7, TX_BUF_GPA, 16, VRING_DESC_F_NEXT, 7);
+	driver_publish(&g->vm, TX, 7);
+	driver_kick(&g->vm, TX);
+	assert_int_equal(driver_wait_interrupt(&g->vm), VIRTIO_MMIO_INT_CONFIG);
+	assert_true(mmio_rd(&g->vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
 
-	driver_init(g);
+	driver_init(&g->vm);
 	struct virtio_net_hdr_v1 hdr = { 0 };
 	guest_send(g, 0, &hdr, VIRTIO_NET_HDR_LEN, 60, 1);
 	uint64_t count;
@@ -550,7 +445,7 @@ static void test_create_errors(void **state)
 	struct guest *g = *state;
 	capsa_error err = { 0 };
 	/* The window is taken by the device the setup created. */
-	assert_null(virtio_net_create(&g->env, BASE + 0x100, 6, test_mac, backend_send, &g->sent, &err));
+	assert_null(virtio_net_create(&g->vm.env, BASE + 0x100, 6, test_mac, backend_send, &g->sent, &err));
 	assert_int_equal(err.code, EBUSY);
 	virtio_net_destroy(NULL);
 }

@@ -25,10 +25,9 @@
 #include <linux/virtio_ids.h>
 #include <linux/virtio_vsock.h>
 
-#include "devices/virtio/mmio.h"
 #include "devices/virtio_vsock.h"
 #include "devices/vsock_relay.h"
-#include "vm/bus.h"
+#include "virtio_test_driver.h"
 
 #define GUEST_CID 3
 #define PORT 1000       /* host port the guest connects to */
@@ -138,25 +137,6 @@ static int fx_teardown(void **state)
 	assert_int_equal(rmdir(f->dir), 0); /* the relay removed its socket */
 	free(f);
 	return 0;
-}
-
-static void chain_clear(struct virtq_chain *c)
-{
-	memset(c, 0, offsetof(struct virtq_chain, iov));
-}
-
-static void chain_add(struct virtq_chain *c, void *buf, size_t len, bool writable)
-{
-	unsigned n = c->num_readable + c->num_writable;
-	c->iov[n].iov_base = buf;
-	c->iov[n].iov_len = len;
-	if (writable) {
-		c->num_writable++;
-		c->writable_len += len;
-	} else {
-		c->num_readable++;
-		c->readable_len += len;
-	}
 }
 
 static void encode(const struct vsock_hdr *h, uint8_t out[VSOCK_HDR_SIZE])
@@ -1032,36 +1012,28 @@ static void test_create_errors(void **state)
 enum { RXQ, TXQ, EVQ };
 
 struct guest {
-	struct guest_mem mem;
-	struct bus bus;
-	struct vm_device_env env;
+	struct test_guest vm;
 	struct virtio_vsock *dev;
 	char dir[64];
 	char path[128];
 	char port_path[160];
 	int listener;
-	uint16_t avail_idx[3];
-	uint16_t used_seen[3];
 };
 
 static int guest_setup(void **state)
 {
 	struct guest *g = calloc(1, sizeof(*g));
-	g->mem.host = aligned_alloc(4096, RAM_SIZE);
-	memset(g->mem.host, 0, RAM_SIZE);
-	g->mem.size = RAM_SIZE;
-	g->env.mem = &g->mem;
-	g->env.mmio_bus = &g->bus;
-	g->env.vm_fd = -1;
+	test_guest_init(&g->vm, RAM_SIZE, BASE);
 	snprintf(g->dir, sizeof(g->dir), "/tmp/capsa-test-vsock-XXXXXX");
 	assert_non_null(mkdtemp(g->dir));
 	snprintf(g->path, sizeof(g->path), "%s/vsock", g->dir);
 	snprintf(g->port_path, sizeof(g->port_path), "%s_%u", g->path, PORT);
 	g->listener = make_listener(g->port_path);
 	capsa_error err = { 0 };
-	g->dev = virtio_vsock_create(&g->env, BASE, 5, GUEST_CID, g->path, &err);
+	g->dev = virtio_vsock_create(&g->vm.env, BASE, 5, GUEST_CID, g->path, &err);
 	if (!g->dev)
 		fail_msg("virtio_vsock_create: %s", err.message);
+	g->vm.irq_fd = virtio_vsock_irq_fd(g->dev);
 	*state = g;
 	return 0;
 }
@@ -1073,130 +1045,68 @@ static int guest_teardown(void **state)
 	close(g->listener);
 	unlink(g->port_path);
 	assert_int_equal(rmdir(g->dir), 0);
-	free(g->mem.host);
+	test_guest_cleanup(&g->vm);
 	free(g);
 	return 0;
 }
 
-static uint32_t rd(struct guest *g, uint64_t offset)
+static void driver_init(struct test_guest *vm)
 {
-	uint32_t v;
-	assert_true(bus_read(&g->bus, BASE + offset, (uint8_t *)&v, 4));
-	return v;
-}
-
-static void wr(struct guest *g, uint64_t offset, uint32_t v)
-{
-	assert_true(bus_write(&g->bus, BASE + offset, (const uint8_t *)&v, 4));
-}
-
-static void *gpa(struct guest *g, uint64_t addr)
-{
-	return g->mem.host + addr;
-}
-
-static void put_desc(struct guest *g, unsigned q, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
-		     uint16_t next)
-{
-	struct vring_desc d = { .addr = addr, .len = len, .flags = flags, .next = next };
-	memcpy((uint8_t *)gpa(g, QUEUE_GPA(q)) + i * sizeof(d), &d, sizeof(d));
-}
-
-static void publish(struct guest *g, unsigned q, uint16_t head)
-{
-	struct vring_avail *avail = gpa(g, QUEUE_GPA(q) + 0x1000);
-	avail->ring[g->avail_idx[q] % QSIZE] = head;
-	g->avail_idx[q]++;
-	__atomic_store_n(&avail->idx, g->avail_idx[q], __ATOMIC_RELEASE);
-}
-
-static void driver_init(struct guest *g)
-{
-	assert_int_equal(rd(g, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_VSOCK);
-	wr(g, VIRTIO_MMIO_STATUS, 0);
-	wr(g, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-	wr(g, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(g, VIRTIO_MMIO_DRIVER_FEATURES, 1); /* VERSION_1 */
-	wr(g, VIRTIO_MMIO_STATUS, rd(g, VIRTIO_MMIO_STATUS) | VIRTIO_CONFIG_S_FEATURES_OK);
-	assert_true(rd(g, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
-	memset(gpa(g, QUEUE_GPA(0)), 0, 0x30000);
-	memset(g->avail_idx, 0, sizeof(g->avail_idx));
-	memset(g->used_seen, 0, sizeof(g->used_seen));
+	driver_start(vm, VIRTIO_ID_VSOCK, 1ULL << VIRTIO_F_VERSION_1);
+	memset(gpa(vm, QUEUE_GPA(0)), 0, 0x30000);
 	for (unsigned q = 0; q < 3; q++) {
-		wr(g, VIRTIO_MMIO_QUEUE_SEL, q);
-		assert_int_equal(rd(g, VIRTIO_MMIO_QUEUE_NUM_MAX), QSIZE);
-		wr(g, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
-		wr(g, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)QUEUE_GPA(q));
-		wr(g, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)QUEUE_GPA(q) + 0x1000);
-		wr(g, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)QUEUE_GPA(q) + 0x2000);
-		wr(g, VIRTIO_MMIO_QUEUE_READY, 1);
+		assert_int_equal(driver_queue_max(vm, q), QSIZE);
+		driver_setup_queue(vm, q, QSIZE, QUEUE_GPA(q), QUEUE_GPA(q) + 0x1000, QUEUE_GPA(q) + 0x2000);
 	}
 	/* Linux's rx buffers: a header descriptor and a 4 KiB one. */
 	for (uint16_t i = 0; i < RX_BUFS; i++) {
-		put_desc(g, RXQ, 2 * i, RX_HDR_GPA + i * 64, VSOCK_HDR_SIZE,
-			 VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 2 * i + 1);
-		put_desc(g, RXQ, 2 * i + 1, RX_DATA_GPA + i * 4096, 4096, VRING_DESC_F_WRITE, 0);
-		publish(g, RXQ, 2 * i);
+		driver_put_desc(vm, RXQ, 2 * i, RX_HDR_GPA + i * 64, VSOCK_HDR_SIZE,
+				VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 2 * i + 1);
+		driver_put_desc(vm, RXQ, 2 * i + 1, RX_DATA_GPA + i * 4096, 4096, VRING_DESC_F_WRITE, 0);
+		driver_publish(vm, RXQ, 2 * i);
 	}
-	wr(g, VIRTIO_MMIO_STATUS, rd(g, VIRTIO_MMIO_STATUS) | VIRTIO_CONFIG_S_DRIVER_OK);
-}
-
-static void wait_interrupt(struct guest *g)
-{
-	struct pollfd pfd = { .fd = virtio_vsock_irq_fd(g->dev), .events = POLLIN };
-	assert_int_equal(poll(&pfd, 1, 10000), 1);
-	uint64_t count;
-	assert_int_equal(read(pfd.fd, &count, sizeof(count)), sizeof(count));
-	wr(g, VIRTIO_MMIO_INTERRUPT_ACK, rd(g, VIRTIO_MMIO_INTERRUPT_STATUS));
-}
-
-static bool used_ready(struct guest *g, unsigned q)
-{
-	struct vring_used *used = gpa(g, QUEUE_GPA(q) + 0x2000);
-	return __atomic_load_n(&used->idx, __ATOMIC_ACQUIRE) != g->used_seen[q];
+	driver_ok(vm);
 }
 
 /* Waits for the next used rx buffer, returns its header and hands the
  * buffer straight back to the device. */
 static struct vsock_hdr guest_recv(struct guest *g, void *data)
 {
-	while (!used_ready(g, RXQ))
-		wait_interrupt(g);
-	struct vring_used *used = gpa(g, QUEUE_GPA(RXQ) + 0x2000);
-	struct vring_used_elem e = used->ring[g->used_seen[RXQ] % QSIZE];
-	g->used_seen[RXQ]++;
+	while (!driver_used_ready(&g->vm, RXQ))
+		driver_wait_interrupt(&g->vm);
+	struct vring_used_elem e = driver_take_used(&g->vm, RXQ);
 	unsigned buf = e.id / 2;
-	struct vsock_hdr h = decode(gpa(g, RX_HDR_GPA + buf * 64));
+	struct vsock_hdr h = decode(gpa(&g->vm, RX_HDR_GPA + buf * 64));
 	assert_int_equal(e.len, VSOCK_HDR_SIZE + h.len);
 	if (data)
-		memcpy(data, gpa(g, RX_DATA_GPA + buf * 4096), h.len);
-	publish(g, RXQ, (uint16_t)e.id);
-	wr(g, VIRTIO_MMIO_QUEUE_NOTIFY, RXQ);
+		memcpy(data, gpa(&g->vm, RX_DATA_GPA + buf * 4096), h.len);
+	driver_publish(&g->vm, RXQ, (uint16_t)e.id);
+	driver_kick(&g->vm, RXQ);
 	return h;
 }
 
 static void guest_send(struct guest *g, struct vsock_hdr h, const void *data, uint32_t len)
 {
 	h.len = len;
-	encode(&h, gpa(g, TX_HDR_GPA));
+	encode(&h, gpa(&g->vm, TX_HDR_GPA));
 	if (len)
-		memcpy(gpa(g, TX_DATA_GPA), data, len);
-	put_desc(g, TXQ, 0, TX_HDR_GPA, VSOCK_HDR_SIZE, len ? VRING_DESC_F_NEXT : 0, 1);
-	put_desc(g, TXQ, 1, TX_DATA_GPA, len, 0, 0);
-	publish(g, TXQ, 0);
-	wr(g, VIRTIO_MMIO_QUEUE_NOTIFY, TXQ);
-	while (!used_ready(g, TXQ))
-		wait_interrupt(g);
-	g->used_seen[TXQ]++;
+		memcpy(gpa(&g->vm, TX_DATA_GPA), data, len);
+	driver_put_desc(&g->vm, TXQ, 0, TX_HDR_GPA, VSOCK_HDR_SIZE, len ? VRING_DESC_F_NEXT : 0, 1);
+	driver_put_desc(&g->vm, TXQ, 1, TX_DATA_GPA, len, 0, 0);
+	driver_publish(&g->vm, TXQ, 0);
+	driver_kick(&g->vm, TXQ);
+	while (!driver_used_ready(&g->vm, TXQ))
+		driver_wait_interrupt(&g->vm);
+	driver_take_used(&g->vm, TXQ);
 }
 
 static void test_device(void **state)
 {
 	struct guest *g = *state;
 	uint64_t cid;
-	assert_true(bus_read(&g->bus, BASE + VIRTIO_MMIO_CONFIG, (uint8_t *)&cid, 8));
+	assert_true(bus_read(&g->vm.bus, BASE + VIRTIO_MMIO_CONFIG, (uint8_t *)&cid, 8));
 	assert_int_equal(cid, GUEST_CID);
-	driver_init(g);
+	driver_init(&g->vm);
 
 	/* Guest connects to the host listener and talks. */
 	guest_send(g, pkt(VIRTIO_VSOCK_OP_REQUEST, GPORT, PORT), NULL, 0);
@@ -1248,14 +1158,14 @@ static void test_device(void **state)
 	assert_string_equal(ok, "OK 1073741824\n");
 
 	/* A driver reset drops every stream. */
-	wr(g, VIRTIO_MMIO_STATUS, 0);
+	mmio_wr(&g->vm, VIRTIO_MMIO_STATUS, 0);
 	expect_eof(host);
 	expect_eof(client);
 	close(host);
 	close(client);
 
 	/* And the device works again after it. */
-	driver_init(g);
+	driver_init(&g->vm);
 	guest_send(g, pkt(VIRTIO_VSOCK_OP_REQUEST, GPORT, 1001), NULL, 0);
 	h = guest_recv(g, NULL);
 	assert_int_equal(h.op, VIRTIO_VSOCK_OP_RST);

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "devices/virtio/virtq.h"
+#include "virtio_test_driver.h"
 
 #define RAM_SIZE (1024 * 1024)
 #define DESC_GPA 0x1000
@@ -27,17 +28,10 @@ struct fixture {
 	uint16_t avail_idx;
 };
 
-static void *gpa(struct fixture *f, uint64_t addr)
-{
-	return f->mem.host + addr;
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	f->mem.host = aligned_alloc(4096, RAM_SIZE);
-	memset(f->mem.host, 0, RAM_SIZE);
-	f->mem.size = RAM_SIZE;
+	test_ram_init(&f->mem, RAM_SIZE);
 	f->q.max_size = 16;
 	virtq_reset(&f->q);
 	f->q.num = QNUM;
@@ -52,35 +46,24 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	free(f->mem.host);
+	test_ram_free(&f->mem);
 	free(f);
 	return 0;
 }
 
-static void put_desc_in(struct fixture *f, uint64_t table, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
-			uint16_t next)
-{
-	/* Bytewise: tests place tables at odd addresses too. */
-	struct vring_desc d = { .addr = addr, .len = len, .flags = flags, .next = next };
-	memcpy((uint8_t *)gpa(f, table) + i * sizeof(d), &d, sizeof(d));
-}
-
 static void put_desc(struct fixture *f, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
-	put_desc_in(f, DESC_GPA, i, addr, len, flags, next);
+	test_ring_put_desc(&f->mem, DESC_GPA, i, addr, len, flags, next);
 }
 
 static void make_available(struct fixture *f, uint16_t head)
 {
-	struct vring_avail *avail = gpa(f, AVAIL_GPA);
-	avail->ring[f->avail_idx % QNUM] = head;
-	f->avail_idx++;
-	__atomic_store_n(&avail->idx, f->avail_idx, __ATOMIC_RELEASE);
+	test_ring_publish(&f->mem, AVAIL_GPA, QNUM, &f->avail_idx, head);
 }
 
 static struct vring_used *used_ring(struct fixture *f)
 {
-	return gpa(f, USED_GPA);
+	return test_ram_at(&f->mem, USED_GPA);
 }
 
 /* ---- enabling a queue ---- */
@@ -138,10 +121,10 @@ static void test_simple_chain(void **state)
 	assert_int_equal(f->chain.num_writable, 2);
 	assert_int_equal(f->chain.readable_len, 16);
 	assert_int_equal(f->chain.writable_len, 513);
-	assert_ptr_equal(f->chain.iov[0].iov_base, gpa(f, BUF_GPA));
-	assert_ptr_equal(f->chain.iov[1].iov_base, gpa(f, BUF_GPA + 0x1000));
+	assert_ptr_equal(f->chain.iov[0].iov_base, test_ram_at(&f->mem, BUF_GPA));
+	assert_ptr_equal(f->chain.iov[1].iov_base, test_ram_at(&f->mem, BUF_GPA + 0x1000));
 	assert_int_equal(f->chain.iov[1].iov_len, 512);
-	assert_ptr_equal(f->chain.iov[2].iov_base, gpa(f, BUF_GPA + 0x2000));
+	assert_ptr_equal(f->chain.iov[2].iov_base, test_ram_at(&f->mem, BUF_GPA + 0x2000));
 	assert_int_equal(virtq_pop(&f->q, &f->chain), 0);
 
 	assert_true(virtq_push(&f->q, 0, 513));
@@ -151,7 +134,7 @@ static void test_simple_chain(void **state)
 	assert_int_equal(used->ring[0].len, 513);
 
 	/* The driver asked for no interrupts. */
-	struct vring_avail *avail = gpa(f, AVAIL_GPA);
+	struct vring_avail *avail = test_ram_at(&f->mem, AVAIL_GPA);
 	avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
 	make_available(f, 2);
 	assert_int_equal(virtq_pop(&f->q, &f->chain), 1);
@@ -202,8 +185,8 @@ static void test_chain_copy_helpers(void **state)
 	put_desc(f, 1, BUF_GPA + 0x100, 5, VRING_DESC_F_NEXT, 2);
 	put_desc(f, 2, BUF_GPA + 0x200, 4, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 3);
 	put_desc(f, 3, BUF_GPA + 0x300, 4, VRING_DESC_F_WRITE, 0);
-	memcpy(gpa(f, BUF_GPA), "abc", 3);
-	memcpy(gpa(f, BUF_GPA + 0x100), "defgh", 5);
+	memcpy(test_ram_at(&f->mem, BUF_GPA), "abc", 3);
+	memcpy(test_ram_at(&f->mem, BUF_GPA + 0x100), "defgh", 5);
 	make_available(f, 0);
 	assert_int_equal(virtq_pop(&f->q, &f->chain), 1);
 
@@ -216,17 +199,17 @@ static void test_chain_copy_helpers(void **state)
 	assert_int_equal(virtq_chain_read(&f->chain, 8, buf, 4), 0);
 
 	assert_int_equal(virtq_chain_write(&f->chain, 2, "WXYZ!!!!", 8), 6);
-	assert_memory_equal(gpa(f, BUF_GPA + 0x200), "\0\0WX", 4);
-	assert_memory_equal(gpa(f, BUF_GPA + 0x300), "YZ!!", 4);
+	assert_memory_equal(test_ram_at(&f->mem, BUF_GPA + 0x200), "\0\0WX", 4);
+	assert_memory_equal(test_ram_at(&f->mem, BUF_GPA + 0x300), "YZ!!", 4);
 
 	struct iovec out[VIRTQ_MAX_SIZE];
 	assert_int_equal(virtq_chain_slice(&f->chain, false, 1, 6, out), 2);
-	assert_ptr_equal(out[0].iov_base, gpa(f, BUF_GPA + 1));
+	assert_ptr_equal(out[0].iov_base, test_ram_at(&f->mem, BUF_GPA + 1));
 	assert_int_equal(out[0].iov_len, 2);
-	assert_ptr_equal(out[1].iov_base, gpa(f, BUF_GPA + 0x100));
+	assert_ptr_equal(out[1].iov_base, test_ram_at(&f->mem, BUF_GPA + 0x100));
 	assert_int_equal(out[1].iov_len, 4);
 	assert_int_equal(virtq_chain_slice(&f->chain, true, 4, 3, out), 1);
-	assert_ptr_equal(out[0].iov_base, gpa(f, BUF_GPA + 0x300));
+	assert_ptr_equal(out[0].iov_base, test_ram_at(&f->mem, BUF_GPA + 0x300));
 	assert_int_equal(out[0].iov_len, 3);
 }
 
@@ -311,7 +294,7 @@ static void test_avail_idx_jump(void **state)
 {
 	struct fixture *f = *state;
 	put_desc(f, 0, BUF_GPA, 16, 0, 0);
-	struct vring_avail *avail = gpa(f, AVAIL_GPA);
+	struct vring_avail *avail = test_ram_at(&f->mem, AVAIL_GPA);
 	__atomic_store_n(&avail->idx, QNUM + 1, __ATOMIC_RELEASE);
 	expect_broken(f);
 }
@@ -334,7 +317,7 @@ static void test_avail_idx_backwards(void **state)
 	make_available(f, 0);
 	assert_int_equal(virtq_pop(&f->q, &f->chain), 1);
 	/* Moving the index back looks like a jump of 65535 entries. */
-	struct vring_avail *avail = gpa(f, AVAIL_GPA);
+	struct vring_avail *avail = test_ram_at(&f->mem, AVAIL_GPA);
 	__atomic_store_n(&avail->idx, 0, __ATOMIC_RELEASE);
 	assert_int_equal(virtq_pop(&f->q, &f->chain), -1);
 }
@@ -365,7 +348,7 @@ static void test_reset_clears_broken(void **state)
 static void test_indirect_not_negotiated(void **state)
 {
 	struct fixture *f = *state;
-	put_desc_in(f, TABLE_GPA, 0, BUF_GPA, 16, 0, 0);
+	test_ring_put_desc(&f->mem, TABLE_GPA, 0, BUF_GPA, 16, 0, 0);
 	put_desc(f, 0, TABLE_GPA, 16, VRING_DESC_F_INDIRECT, 0);
 	make_available(f, 0);
 	expect_broken(f);
@@ -375,9 +358,10 @@ static void test_indirect_chain(void **state)
 {
 	struct fixture *f = *state;
 	f->q.indirect = true;
-	put_desc_in(f, TABLE_GPA, 0, BUF_GPA, 16, VRING_DESC_F_NEXT, 2);
-	put_desc_in(f, TABLE_GPA, 2, BUF_GPA + 0x100, 4096, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1);
-	put_desc_in(f, TABLE_GPA, 1, BUF_GPA + 0x2000, 1, VRING_DESC_F_WRITE, 0);
+	test_ring_put_desc(&f->mem, TABLE_GPA, 0, BUF_GPA, 16, VRING_DESC_F_NEXT, 2);
+	test_ring_put_desc(&f->mem, TABLE_GPA, 2, BUF_GPA + 0x100, 4096, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE,
+			   1);
+	test_ring_put_desc(&f->mem, TABLE_GPA, 1, BUF_GPA + 0x2000, 1, VRING_DESC_F_WRITE, 0);
 	put_desc(f, 6, TABLE_GPA, 3 * 16, VRING_DESC_F_INDIRECT, 0);
 	make_available(f, 6);
 	assert_int_equal(virtq_pop(&f->q, &f->chain), 1);
@@ -385,18 +369,18 @@ static void test_indirect_chain(void **state)
 	assert_int_equal(f->chain.num_readable, 1);
 	assert_int_equal(f->chain.num_writable, 2);
 	assert_int_equal(f->chain.writable_len, 4097);
-	assert_ptr_equal(f->chain.iov[2].iov_base, gpa(f, BUF_GPA + 0x2000));
+	assert_ptr_equal(f->chain.iov[2].iov_base, test_ram_at(&f->mem, BUF_GPA + 0x2000));
 }
 
 static void test_indirect_misaligned_table(void **state)
 {
 	struct fixture *f = *state;
 	f->q.indirect = true;
-	put_desc_in(f, TABLE_GPA + 3, 0, BUF_GPA, 16, 0, 0);
+	test_ring_put_desc(&f->mem, TABLE_GPA + 3, 0, BUF_GPA, 16, 0, 0);
 	put_desc(f, 0, TABLE_GPA + 3, 16, VRING_DESC_F_INDIRECT, 0);
 	make_available(f, 0);
 	assert_int_equal(virtq_pop(&f->q, &f->chain), 1);
-	assert_ptr_equal(f->chain.iov[0].iov_base, gpa(f, BUF_GPA));
+	assert_ptr_equal(f->chain.iov[0].iov_base, test_ram_at(&f->mem, BUF_GPA));
 }
 
 /* Lays out a one-entry indirect table and an indirect head with the
@@ -413,7 +397,7 @@ static void indirect_expect_broken(struct fixture *f, uint64_t table, uint32_t l
 static void test_indirect_bad_length(void **state)
 {
 	struct fixture *f = *state;
-	put_desc_in(f, TABLE_GPA, 0, BUF_GPA, 16, 0, 0);
+	test_ring_put_desc(&f->mem, TABLE_GPA, 0, BUF_GPA, 16, 0, 0);
 	indirect_expect_broken(f, TABLE_GPA, 24, VRING_DESC_F_INDIRECT);
 }
 
@@ -426,14 +410,14 @@ static void test_indirect_longer_than_queue(void **state)
 {
 	struct fixture *f = *state;
 	for (uint16_t i = 0; i <= QNUM; i++)
-		put_desc_in(f, TABLE_GPA, i, BUF_GPA, 16, i < QNUM ? VRING_DESC_F_NEXT : 0, i + 1);
+		test_ring_put_desc(&f->mem, TABLE_GPA, i, BUF_GPA, 16, i < QNUM ? VRING_DESC_F_NEXT : 0, i + 1);
 	indirect_expect_broken(f, TABLE_GPA, (QNUM + 1) * 16, VRING_DESC_F_INDIRECT);
 }
 
 static void test_indirect_with_next(void **state)
 {
 	struct fixture *f = *state;
-	put_desc_in(f, TABLE_GPA, 0, BUF_GPA, 16, 0, 0);
+	test_ring_put_desc(&f->mem, TABLE_GPA, 0, BUF_GPA, 16, 0, 0);
 	indirect_expect_broken(f, TABLE_GPA, 16, VRING_DESC_F_INDIRECT | VRING_DESC_F_NEXT);
 }
 
@@ -450,16 +434,16 @@ static void test_indirect_table_wraps(void **state)
 static void test_indirect_nested(void **state)
 {
 	struct fixture *f = *state;
-	put_desc_in(f, TABLE_GPA, 0, TABLE_GPA + 0x100, 16, VRING_DESC_F_INDIRECT, 0);
-	put_desc_in(f, TABLE_GPA + 0x100, 0, BUF_GPA, 16, 0, 0);
+	test_ring_put_desc(&f->mem, TABLE_GPA, 0, TABLE_GPA + 0x100, 16, VRING_DESC_F_INDIRECT, 0);
+	test_ring_put_desc(&f->mem, TABLE_GPA + 0x100, 0, BUF_GPA, 16, 0, 0);
 	indirect_expect_broken(f, TABLE_GPA, 16, VRING_DESC_F_INDIRECT);
 }
 
 static void test_indirect_loop(void **state)
 {
 	struct fixture *f = *state;
-	put_desc_in(f, TABLE_GPA, 0, BUF_GPA, 16, VRING_DESC_F_NEXT, 1);
-	put_desc_in(f, TABLE_GPA, 1, BUF_GPA, 16, VRING_DESC_F_NEXT, 0);
+	test_ring_put_desc(&f->mem, TABLE_GPA, 0, BUF_GPA, 16, VRING_DESC_F_NEXT, 1);
+	test_ring_put_desc(&f->mem, TABLE_GPA, 1, BUF_GPA, 16, VRING_DESC_F_NEXT, 0);
 	indirect_expect_broken(f, TABLE_GPA, 32, VRING_DESC_F_INDIRECT);
 }
 
@@ -467,8 +451,8 @@ static void test_indirect_next_out_of_table(void **state)
 {
 	struct fixture *f = *state;
 	/* Entry 2 exists in memory but not in the 2-entry table. */
-	put_desc_in(f, TABLE_GPA, 0, BUF_GPA, 16, VRING_DESC_F_NEXT, 2);
-	put_desc_in(f, TABLE_GPA, 2, BUF_GPA, 16, 0, 0);
+	test_ring_put_desc(&f->mem, TABLE_GPA, 0, BUF_GPA, 16, VRING_DESC_F_NEXT, 2);
+	test_ring_put_desc(&f->mem, TABLE_GPA, 2, BUF_GPA, 16, 0, 0);
 	indirect_expect_broken(f, TABLE_GPA, 32, VRING_DESC_F_INDIRECT);
 }
 
@@ -476,7 +460,7 @@ static void test_indirect_not_at_head(void **state)
 {
 	struct fixture *f = *state;
 	f->q.indirect = true;
-	put_desc_in(f, TABLE_GPA, 0, BUF_GPA, 16, 0, 0);
+	test_ring_put_desc(&f->mem, TABLE_GPA, 0, BUF_GPA, 16, 0, 0);
 	put_desc(f, 0, BUF_GPA, 16, VRING_DESC_F_NEXT, 1);
 	put_desc(f, 1, TABLE_GPA, 16, VRING_DESC_F_INDIRECT, 0);
 	make_available(f, 0);

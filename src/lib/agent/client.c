@@ -277,6 +277,46 @@ int agent_exec_start(int fd, const struct agent_exec_request *req, capsa_error *
 	return (int)pid;
 }
 
+/* ---- standby and restore ------------------------------------------------------- */
+
+int agent_start_workload(int fd, const struct agent_start_request *req, capsa_error *err)
+{
+	_cleanup_free_ struct agent_frame *f = frame_new(err);
+	_cleanup_free_ uint8_t *frame = NULL;
+	size_t len = agent_encode_start(NULL, 0, req);
+	uint32_t pid;
+
+	if (!f)
+		return -1;
+	if (len == 0)
+		return error_set(err, E2BIG, "the workload cannot be sent: no command, a relative working directory, "
+				 "or command and environment over %d bytes", AGENT_MAX_REQUEST);
+	frame = malloc(len);
+	if (!frame)
+		return error_set(err, ENOMEM, "out of memory");
+	agent_encode_start(frame, len, req);
+	if (send_all(fd, frame, len, err) < 0 || read_reply(fd, f, AGENT_STARTED, err) < 0)
+		return -1;
+	if (agent_decode_u32(f->payload, f->hdr.len, &pid) < 0 || pid > INT32_MAX)
+		return error_set(err, EPROTO, "malformed STARTED from the guest agent");
+	return (int)pid;
+}
+
+int agent_restored(int fd, const struct agent_restored *restored, capsa_error *err)
+{
+	_cleanup_free_ struct agent_frame *f = frame_new(err);
+	uint8_t frame[AGENT_HEADER_SIZE + 12 + AGENT_ENTROPY_BYTES];
+	size_t len = agent_encode_restored(frame, sizeof(frame), restored);
+
+	if (!f)
+		return -1;
+	if (len == 0 || len > sizeof(frame))
+		return error_set(err, EINVAL, "bad RESTORED request");
+	if (send_all(fd, frame, len, err) < 0 || read_reply(fd, f, AGENT_OK, err) < 0)
+		return -1;
+	return 0;
+}
+
 int agent_send_stdin(int fd, const void *data, size_t len, capsa_error *err)
 {
 	const uint8_t *p = data;

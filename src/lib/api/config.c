@@ -1,11 +1,13 @@
 /* capsa_vm_config: a plain record of what to run; all checks that need the
  * filesystem or KVM happen in capsa_vm_run. */
 #include "api/config.h"
+#include "api/snapshot_store.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/volume.h"
 #include "util/error.h"
 #include "vm/mptable.h"
 
@@ -54,13 +56,75 @@ CAPSA_API void capsa_vm_config_free(capsa_vm_config *cfg)
 	strv_clear(&cfg->env);
 	free(cfg->workdir);
 	free(cfg->hostname);
+	free(cfg->snapshot_name);
 	for (unsigned i = 0; i < cfg->disk_count; i++)
 		free(cfg->disks[i].path);
 	for (unsigned i = 0; i < cfg->volume_count; i++) {
 		free(cfg->volumes[i].host_dir);
 		free(cfg->volumes[i].guest_path);
 	}
+	for (unsigned i = 0; i < cfg->named_disk_count; i++) {
+		free(cfg->named_disks[i].name);
+		free(cfg->named_disks[i].guest_path);
+	}
+	net_config_clear(&cfg->net);
 	free(cfg);
+}
+
+/* Sets *dst to a copy of src (NULL stays NULL), or to NULL when out of
+ * memory: never to src itself, so the copy can always be freed. */
+static bool copy_string(char **dst, const char *src)
+{
+	*dst = src ? strdup(src) : NULL;
+	return !src || *dst;
+}
+
+static bool copy_strv(struct strv *dst, const struct strv *src)
+{
+	*dst = (struct strv){ 0 };
+	return strv_push_all(dst, (const char *const *)src->items, NULL) == 0;
+}
+
+capsa_vm_config *config_copy(const capsa_vm_config *cfg, capsa_error *err)
+{
+	capsa_vm_config *c = malloc(sizeof(*c));
+	if (!c) {
+		error_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	/* Every plain value at once; then each pointer gets its own copy. */
+	*c = *cfg;
+	bool ok = copy_string(&c->kernel_path, cfg->kernel_path);
+	ok &= copy_string(&c->init_path, cfg->init_path);
+	ok &= copy_string(&c->rootfs_dir, cfg->rootfs_dir);
+	ok &= copy_string(&c->image, cfg->image);
+	ok &= copy_string(&c->store_dir, cfg->store_dir);
+	ok &= copy_string(&c->cache_dir, cfg->cache_dir);
+	ok &= copy_strv(&c->argv, &cfg->argv);
+	ok &= copy_strv(&c->entrypoint, &cfg->entrypoint);
+	ok &= copy_string(&c->user, cfg->user);
+	ok &= copy_string(&c->control_socket, cfg->control_socket);
+	ok &= copy_strv(&c->env, &cfg->env);
+	ok &= copy_string(&c->workdir, cfg->workdir);
+	ok &= copy_string(&c->hostname, cfg->hostname);
+	for (unsigned i = 0; i < cfg->disk_count; i++)
+		ok &= copy_string(&c->disks[i].path, cfg->disks[i].path);
+	for (unsigned i = 0; i < cfg->volume_count; i++) {
+		ok &= copy_string(&c->volumes[i].host_dir, cfg->volumes[i].host_dir);
+		ok &= copy_string(&c->volumes[i].guest_path, cfg->volumes[i].guest_path);
+	}
+	for (unsigned i = 0; i < cfg->named_disk_count; i++) {
+		ok &= copy_string(&c->named_disks[i].name, cfg->named_disks[i].name);
+		ok &= copy_string(&c->named_disks[i].guest_path, cfg->named_disks[i].guest_path);
+	}
+	ok &= copy_string(&c->snapshot_name, cfg->snapshot_name);
+	ok &= net_config_copy(&c->net, &cfg->net) == 0;
+	if (!ok) {
+		capsa_vm_config_free(c);
+		error_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	return c;
 }
 
 CAPSA_API int capsa_vm_config_set_kernel(capsa_vm_config *cfg, const char *path, capsa_error *err)
@@ -167,6 +231,25 @@ CAPSA_API int capsa_vm_config_set_interactive(capsa_vm_config *cfg, bool tty, ui
 	return 0;
 }
 
+CAPSA_API int capsa_vm_config_set_snapshot(capsa_vm_config *cfg, const char *name, capsa_error *err)
+{
+	if (snapshot_name_check(name, err) < 0)
+		return -1;
+	char *copy = strdup(name);
+	if (!copy)
+		return error_set(err, ENOMEM, "out of memory");
+	free(cfg->snapshot_name);
+	cfg->snapshot_name = copy;
+	return 0;
+}
+
+CAPSA_API int capsa_vm_config_set_auto_snapshot(capsa_vm_config *cfg, bool enabled, capsa_error *err)
+{
+	(void)err;
+	cfg->auto_snapshot = enabled;
+	return 0;
+}
+
 CAPSA_API int capsa_vm_config_set_start_timeout_ms(capsa_vm_config *cfg, uint32_t ms, capsa_error *err)
 {
 	if (ms == 0)
@@ -194,7 +277,7 @@ CAPSA_API int capsa_vm_config_set_cpus(capsa_vm_config *cfg, uint32_t cpus, caps
 
 CAPSA_API int capsa_vm_config_add_disk(capsa_vm_config *cfg, const char *path, bool read_only, capsa_error *err)
 {
-	if (cfg->disk_count >= CONFIG_MAX_DISKS)
+	if (cfg->disk_count + cfg->named_disk_count >= CONFIG_MAX_DISKS)
 		return error_set(err, E2BIG, "too many disks: the limit is %d", CONFIG_MAX_DISKS);
 	struct config_disk *disk = &cfg->disks[cfg->disk_count];
 	disk->path = NULL;
@@ -216,6 +299,9 @@ CAPSA_API int capsa_vm_config_add_volume(capsa_vm_config *cfg, const char *host_
 	for (unsigned i = 0; i < cfg->volume_count; i++)
 		if (!strcmp(cfg->volumes[i].guest_path, guest_path))
 			return error_set(err, EEXIST, "two volumes are mounted on %s", guest_path);
+	for (unsigned i = 0; i < cfg->named_disk_count; i++)
+		if (!strcmp(cfg->named_disks[i].guest_path, guest_path))
+			return error_set(err, EEXIST, "a disk and a volume are both mounted on %s", guest_path);
 	struct config_volume *v = &cfg->volumes[cfg->volume_count];
 	*v = (struct config_volume){ .read_only = read_only };
 	if (replace_string(&v->host_dir, host_dir, "volume directory", err) < 0)
@@ -226,6 +312,41 @@ CAPSA_API int capsa_vm_config_add_volume(capsa_vm_config *cfg, const char *host_
 		return -1;
 	}
 	cfg->volume_count++;
+	return 0;
+}
+
+CAPSA_API int capsa_vm_config_add_named_disk(capsa_vm_config *cfg, const char *name, const char *guest_path,
+					     uint64_t size_bytes, capsa_error *err)
+{
+	if (cfg->disk_count + cfg->named_disk_count >= CONFIG_MAX_DISKS)
+		return error_set(err, E2BIG, "too many disks: the limit is %d", CONFIG_MAX_DISKS);
+	if (volume_name_check(name, err) < 0)
+		return -1;
+	if (!guest_path || guest_path[0] != '/' || !strcmp(guest_path, "/") || strlen(guest_path) >= 4096)
+		return error_set(err, EINVAL, "disk path '%s' in the guest must be an absolute path other than /",
+				 guest_path ? guest_path : "");
+	if (size_bytes && (size_bytes < VOLUME_MIN_SIZE || size_bytes > VOLUME_MAX_SIZE))
+		return error_set(err, EINVAL, "disk size %llu is out of range: use %llu MiB to %llu TiB",
+				 (unsigned long long)size_bytes, VOLUME_MIN_SIZE >> 20, VOLUME_MAX_SIZE >> 40);
+	for (unsigned i = 0; i < cfg->named_disk_count; i++) {
+		if (!strcmp(cfg->named_disks[i].name, name))
+			return error_set(err, EEXIST, "volume '%s' is given twice", name);
+		if (!strcmp(cfg->named_disks[i].guest_path, guest_path))
+			return error_set(err, EEXIST, "two disks are mounted on %s", guest_path);
+	}
+	for (unsigned i = 0; i < cfg->volume_count; i++)
+		if (!strcmp(cfg->volumes[i].guest_path, guest_path))
+			return error_set(err, EEXIST, "a disk and a volume are both mounted on %s", guest_path);
+	struct config_named_disk *d = &cfg->named_disks[cfg->named_disk_count];
+	*d = (struct config_named_disk){ .size = size_bytes };
+	if (replace_string(&d->name, name, "volume name", err) < 0)
+		return -1;
+	if (replace_string(&d->guest_path, guest_path, "disk path", err) < 0) {
+		free(d->name);
+		d->name = NULL;
+		return -1;
+	}
+	cfg->named_disk_count++;
 	return 0;
 }
 

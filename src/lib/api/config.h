@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "capsa.h"
+#include "net/net_config.h"
 #include "util/strv.h"
 
 #define CONFIG_MAX_DISKS 16
@@ -27,7 +28,16 @@ struct config_volume {
 	bool read_only;
 };
 
+/* A persistent named disk (capsa_vm_config_add_named_disk). */
+struct config_named_disk {
+	char *name;
+	char *guest_path;
+	uint64_t size;          /* for its creation; 0: the default */
+};
 
+
+/* Pointers in here are owned by the config: config_copy (config.c)
+ * duplicates each one, so a new one needs a line there too. */
 struct capsa_vm_config {
 	char *kernel_path;
 	char *init_path;
@@ -52,7 +62,16 @@ struct capsa_vm_config {
 	unsigned disk_count;
 	struct config_volume volumes[CONFIG_MAX_VOLUMES];
 	unsigned volume_count;
+	struct config_named_disk named_disks[CONFIG_MAX_DISKS];  /* share CONFIG_MAX_DISKS with disks */
+	unsigned named_disk_count;
 	int stdout_fd, stderr_fd, console_fd;
+	char *snapshot_name;    /* restore this snapshot instead of booting */
+	bool auto_snapshot;     /* bake on first use, restore afterwards */
+	struct net_config net;
 };
+
+/* A deep copy of cfg (file descriptors are copied as numbers: they stay
+ * the caller's). Free with capsa_vm_config_free. */
+capsa_vm_config *config_copy(const capsa_vm_config *cfg, capsa_error *err);
 
 #endif

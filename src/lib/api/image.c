@@ -163,6 +163,30 @@ CAPSA_API int capsa_image_exists(capsa_image_store *s, const char *ref, capsa_er
 	return -1;
 }
 
+CAPSA_API int capsa_image_exposed_ports(capsa_image_store *s, const char *ref, char ***ports, capsa_error *err)
+{
+	oci_image img;
+	size_t n = 0;
+
+	if (oci_image_open(s->store, ref, &img, err) < 0)
+		return -1;
+	for (char **p = img.config.exposed_ports; p && *p; p++)
+		n++;
+	char **list = calloc(n + 1, sizeof(*list));
+	for (size_t i = 0; list && i < n; i++) {
+		list[i] = strdup(img.config.exposed_ports[i]);
+		if (!list[i]) {
+			capsa_strv_free(list);
+			list = NULL;
+		}
+	}
+	oci_image_clear(&img);
+	if (!list)
+		return error_set(err, ENOMEM, "out of memory");
+	*ports = list;
+	return 0;
+}
+
 CAPSA_API int capsa_image_list(capsa_image_store *s, capsa_image_info **out, size_t *count, capsa_error *err)
 {
 	oci_image_record *records = NULL;

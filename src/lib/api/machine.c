@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "api/machine.h"
+#include "api/snapshot_run.h"
+#include "api/volume.h"
 #include "boot/initramfs.h"
 #include "devices/device_env.h"
 #include "devices/power.h"
@@ -17,6 +19,7 @@
 #include "devices/virtio_fs.h"
 #include "devices/virtio_vsock.h"
 #include "guest_abi.h"
+#include "net/nic.h"
 #include "oci/image.h"
 #include "oci/store.h"
 #include "rootfs/rootfs_image.h"
@@ -47,11 +50,14 @@ _Static_assert(SERIAL_COUNT == MACHINE_SERIAL_PORTS, "one serial port object per
 
 void machine_teardown(struct machine *m)
 {
+	nic_destroy(m->nic);
 	virtio_vsock_destroy(m->vsock);
 	for (unsigned i = 0; i < m->volume_count; i++)
 		virtio_fs_destroy(m->volumes[i]);
 	for (unsigned i = 0; i < m->block_count; i++)
 		virtio_blk_destroy(m->blocks[i]);
+	for (unsigned i = 0; i < m->disk_lock_count; i++)
+		close(m->disk_locks[i]);
 	for (unsigned i = 0; i < m->serial_count; i++)
 		serial_destroy(&m->serials[i]);
 	vm_destroy(m->vm);
@@ -139,6 +145,28 @@ static int add_block(struct machine *m, const char *path, bool read_only, char *
 	return 0;
 }
 
+/* A named disk's image, locked for this VM, comes after the raw disks. */
+static int add_named_disk(struct machine *m, const capsa_vm_config *cfg, const struct config_named_disk *d,
+			  char *cmdline, size_t cmdline_size, capsa_error *err)
+{
+	_cleanup_free_ char *path = NULL;
+	int fd = volume_attach(cfg->store_dir, d->name, d->size, &path, err);
+	if (fd < 0)
+		return -1;
+	m->disk_locks[m->disk_lock_count++] = fd;
+	if (add_block(m, path, false, cmdline, cmdline_size, err) < 0)
+		return error_prefix(err, "volume '%s'", d->name);
+	return 0;
+}
+
+/* The guest's name for block device i: the root image is vda (see
+ * claim_mmio_slot); at most MACHINE_MAX_BLOCK_DEVICES, so one letter. */
+static void block_device_name(unsigned i, char name[16])
+{
+	snprintf(name, 16, "/dev/vd%c", 'a' + (int)i);
+}
+_Static_assert(MACHINE_MAX_BLOCK_DEVICES <= 26, "block device names are /dev/vd[a-z]");
+
 /* The tag the guest finds volume i by (see CAPSA_CFG_VOLUMES). */
 static void volume_tag(unsigned i, char tag[32])
 {
@@ -178,15 +206,33 @@ static int add_vsock(struct machine *m, const char *control_socket, char *cmdlin
 	return 0;
 }
 
+/* The network interface, unless the config says none. */
+static int add_network(struct machine *m, const capsa_vm_config *cfg, char *cmdline, size_t cmdline_size,
+		       capsa_error *err)
+{
+	uint64_t base;
+	uint32_t irq;
+	if (!nic_wanted(&cfg->net))
+		return 0;
+	if (claim_mmio_slot(m, &base, &irq, cmdline, cmdline_size, err) < 0)
+		return -1;
+	struct vm_device_env env = device_env(m);
+	m->nic = nic_create(&env, base, irq, &cfg->net, cmdline, cmdline_size, err);
+	return m->nic ? 0 : -1;
+}
+
 int check_config(const capsa_vm_config *cfg, capsa_error *err)
 {
 	if (!cfg->kernel_path)
 		return error_set(err, EINVAL, "no guest kernel given");
 	if (!cfg->init_path)
 		return error_set(err, EINVAL, "no guest init binary given");
-	if (!cfg->rootfs_dir == !cfg->image)
-		return error_set(err, EINVAL, cfg->image ? "give either an image or a root filesystem, not both"
-							 : "no image or root filesystem given");
+	if (cfg->rootfs_dir && cfg->image)
+		return error_set(err, EINVAL, "give either an image or a root filesystem, not both");
+	if (!cfg->rootfs_dir && !cfg->image && !cfg->snapshot_name)
+		return error_set(err, EINVAL, "no image or root filesystem given");
+	if (cfg->rootfs_dir && cfg->snapshot_name)
+		return error_set(err, EINVAL, "snapshots hold images: a root filesystem cannot be given with one");
 	/* Cheap checks of the inputs first, so a typo is reported as such. */
 	struct stat st;
 	if (cfg->rootfs_dir) {
@@ -220,11 +266,14 @@ void run_plan_clear(struct run_plan *p)
 int plan_run(const capsa_vm_config *cfg, struct run_plan *p, capsa_error *err)
 {
 	memset(p, 0, sizeof(*p));
-	if (cfg->image) {
+	_cleanup_free_ char *image = NULL;
+	if (snapshot_config_image(cfg, &image, err) < 0)
+		return -1;
+	if (image) {
 		p->store = oci_store_open(cfg->store_dir, err);
 		if (!p->store)
 			return error_prefix(err, "opening the image store");
-		if (oci_image_open(p->store, cfg->image, &p->image, err) < 0)
+		if (oci_image_open(p->store, image, &p->image, err) < 0)
 			return -1;
 		p->has_image = true;
 	}
@@ -245,7 +294,7 @@ char *root_image_path(const capsa_vm_config *cfg, struct run_plan *p, capsa_erro
 }
 
 static int load_guest(struct machine *m, const capsa_vm_config *cfg, const struct workload *w, const char *cmdline,
-		      capsa_error *err)
+		      bool standby, capsa_error *err)
 {
 	struct kernel_image kernel;
 	if (x86_load_kernel(&m->vm->mem, cfg->kernel_path, &kernel, err) < 0)
@@ -263,6 +312,17 @@ static int load_guest(struct machine *m, const capsa_vm_config *cfg, const struc
 	}
 	volumes[n] = NULL;
 
+	/* device, path for each named disk, as CAPSA_CFG_DISK_MOUNTS lists them */
+	char devices[CONFIG_MAX_DISKS][16];
+	const char *disk_mounts[2 * CONFIG_MAX_DISKS + 1];
+	n = 0;
+	for (unsigned i = 0; i < cfg->named_disk_count; i++) {
+		block_device_name(1 + cfg->disk_count + i, devices[i]);
+		disk_mounts[n++] = devices[i];
+		disk_mounts[n++] = cfg->named_disks[i].guest_path;
+	}
+	disk_mounts[n] = NULL;
+
 	struct initramfs *ird = NULL;
 	struct guest_workload gw = {
 		.argv = (const char *const *)w->argv.items,
@@ -271,7 +331,9 @@ static int load_guest(struct machine *m, const capsa_vm_config *cfg, const struc
 		.hostname = cfg->hostname,
 		.user = w->user,
 		.hold = cfg->interactive,
+		.standby = standby,
 		.volumes = volumes,
+		.disk_mounts = disk_mounts,
 	};
 	if (initramfs_build_capsa(&ird, cfg->init_path, &gw, err) < 0)
 		return error_prefix(err, "building the initramfs");
@@ -323,8 +385,36 @@ int report_end(struct vm *vm, enum vm_end end, int *exit_status, capsa_error *er
 	return error_set(err, EIO, "the VM stopped for no known reason");
 }
 
+/* The devices, in the order that fixes their MMIO slots (and so the
+ * guest's names for them): a restore must attach the same ones in the
+ * same order as the boot it continues. */
+static int attach_devices(struct machine *m, const capsa_vm_config *cfg, const char *root_image,
+			  const char *control_socket, char *cmdline, size_t cmdline_size, capsa_error *err)
+{
+	snprintf(cmdline, cmdline_size, "%s%s", BASE_CMDLINE, cfg->console_fd >= 0 ? "" : " quiet");
+	if (add_serials(m, cfg, err) < 0 || power_ports_register(m->vm, err) < 0 ||
+	    add_block(m, root_image, true, cmdline, cmdline_size, err) < 0)
+		return -1;
+	for (unsigned i = 0; i < cfg->disk_count; i++) {
+		if (add_block(m, cfg->disks[i].path, cfg->disks[i].read_only, cmdline, cmdline_size, err) < 0)
+			return -1;
+	}
+	for (unsigned i = 0; i < cfg->named_disk_count; i++) {
+		if (add_named_disk(m, cfg, &cfg->named_disks[i], cmdline, cmdline_size, err) < 0)
+			return -1;
+	}
+	for (unsigned i = 0; i < cfg->volume_count; i++) {
+		if (add_volume(m, &cfg->volumes[i], cmdline, cmdline_size, err) < 0)
+			return -1;
+	}
+	if (add_vsock(m, control_socket, cmdline, cmdline_size, err) < 0 ||
+	    add_network(m, cfg, cmdline, cmdline_size, err) < 0)
+		return -1;
+	return 0;
+}
+
 int machine_prepare(struct machine *m, const capsa_vm_config *cfg, int kvm_fd, const char *root_image,
-		    const struct workload *w, const char *control_socket, capsa_error *err)
+		    const struct workload *w, const char *control_socket, bool standby, capsa_error *err)
 {
 	memset(m, 0, sizeof(*m));
 	m->vm = vm_create(kvm_fd, cfg->memory_mib, cfg->cpus, err);
@@ -332,20 +422,26 @@ int machine_prepare(struct machine *m, const capsa_vm_config *cfg, int kvm_fd, c
 		return -1;
 
 	char cmdline[BOOT_CMDLINE_MAX];
-	snprintf(cmdline, sizeof(cmdline), "%s%s", BASE_CMDLINE, cfg->console_fd >= 0 ? "" : " quiet");
-	if (add_serials(m, cfg, err) < 0 || power_ports_register(m->vm, err) < 0 ||
-	    add_block(m, root_image, true, cmdline, sizeof(cmdline), err) < 0)
+	if (attach_devices(m, cfg, root_image, control_socket, cmdline, sizeof(cmdline), err) < 0 ||
+	    load_guest(m, cfg, w, cmdline, standby, err) < 0)
 		goto fail;
-	for (unsigned i = 0; i < cfg->disk_count; i++) {
-		if (add_block(m, cfg->disks[i].path, cfg->disks[i].read_only, cmdline, sizeof(cmdline), err) < 0)
-			goto fail;
-	}
-	for (unsigned i = 0; i < cfg->volume_count; i++) {
-		if (add_volume(m, &cfg->volumes[i], cmdline, sizeof(cmdline), err) < 0)
-			goto fail;
-	}
-	if (add_vsock(m, control_socket, cmdline, sizeof(cmdline), err) < 0 ||
-	    load_guest(m, cfg, w, cmdline, err) < 0)
+	return 0;
+fail:
+	machine_teardown(m);
+	return -1;
+}
+
+int machine_prepare_restore(struct machine *m, const capsa_vm_config *cfg, int kvm_fd, const char *root_image,
+			    const char *control_socket, const struct machine_snapshot_files *files, capsa_error *err)
+{
+	memset(m, 0, sizeof(*m));
+	m->vm = vm_create_from_memory(kvm_fd, files->memory_mib, files->cpus, files->memory_fd, err);
+	if (!m->vm)
+		return -1;
+
+	char cmdline[BOOT_CMDLINE_MAX];
+	if (attach_devices(m, cfg, root_image, control_socket, cmdline, sizeof(cmdline), err) < 0 ||
+	    machine_load_state(m, files->state, err) < 0)
 		goto fail;
 	return 0;
 fail:

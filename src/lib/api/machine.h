@@ -20,6 +20,7 @@
 struct virtio_blk;
 struct virtio_fs;
 struct virtio_vsock;
+struct nic;
 
 struct machine {
 	struct vm *vm;
@@ -28,8 +29,12 @@ struct machine {
 	struct virtio_blk *blocks[MACHINE_MAX_BLOCK_DEVICES];
 	unsigned block_count;
 	struct virtio_vsock *vsock;
+	struct nic *nic;            /* NULL without a network */
 	struct virtio_fs *volumes[CONFIG_MAX_VOLUMES];
 	unsigned volume_count;
+	/* Locks on the named disks' images, held while the VM exists. */
+	int disk_locks[CONFIG_MAX_DISKS];
+	unsigned disk_lock_count;
 	unsigned mmio_slots;
 };
 
@@ -56,7 +61,40 @@ char *root_image_path(const capsa_vm_config *cfg, struct run_plan *p, capsa_erro
  * NULL), and loads the kernel and initramfs. On failure everything is torn
  * down. */
 int machine_prepare(struct machine *m, const capsa_vm_config *cfg, int kvm_fd, const char *root_image,
-		    const struct workload *w, const char *control_socket, capsa_error *err);
+		    const struct workload *w, const char *control_socket, bool standby, capsa_error *err);
+
+/* ---- snapshots (machine_snapshot.c) ---- */
+
+struct state_reader;
+
+/* A snapshot opened for restore. */
+struct machine_snapshot_files {
+	const struct state_reader *state;
+	int memory_fd;          /* the memory file, mapped copy-on-write */
+	uint32_t memory_mib;
+	uint32_t cpus;
+};
+
+/* The same devices as machine_prepare, with the VM's RAM, vCPUs and
+ * devices loaded from a snapshot instead of a kernel to boot. */
+int machine_prepare_restore(struct machine *m, const capsa_vm_config *cfg, int kvm_fd, const char *root_image,
+			    const char *control_socket, const struct machine_snapshot_files *files, capsa_error *err);
+
+/* Fails, saying why, if the machine has devices whose state lives outside
+ * the VM and cannot be carried over (shared directories, disks). */
+int machine_check_snapshottable(const struct machine *m, capsa_error *err);
+
+/* Pauses the running machine at a consistent point, writes dir/state and
+ * dir/memory (dir exists and is empty), and lets it run on. */
+int machine_save(struct machine *m, const char *dir, capsa_error *err);
+
+/* Reads the memory size and vCPU count a state file was made with. */
+int machine_snapshot_shape(const struct state_reader *r, uint32_t *memory_mib, uint32_t *cpus, capsa_error *err);
+
+/* Loads a snapshot's device and vCPU state into a machine whose devices
+ * are attached and whose vCPUs have not run; afterwards the guest is told
+ * its vsock streams are gone. */
+int machine_load_state(struct machine *m, const struct state_reader *r, capsa_error *err);
 /* Frees the devices and the VM; call once no vCPU runs. */
 void machine_teardown(struct machine *m);
 

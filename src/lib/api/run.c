@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "api/machine.h"
+#include "api/snapshot_run.h"
 #include "util/cleanup.h"
 #include "util/error.h"
 #include "vm/kvm.h"
@@ -13,6 +14,16 @@ CAPSA_API int capsa_vm_run(const capsa_vm_config *cfg, int *exit_status, capsa_e
 
 	if (check_config(cfg, err) < 0)
 		return -1;
+	/* A snapshot needs the guest agent to start the workload: run it as a
+	 * started VM that is waited for. */
+	if (snapshot_wanted(cfg)) {
+		capsa_vm *vm = capsa_vm_start(cfg, err);
+		if (!vm)
+			return -1;
+		int r = capsa_vm_wait(vm, exit_status, err);
+		capsa_vm_free(vm);
+		return r;
+	}
 	int r = plan_run(cfg, &plan, err);
 	if (r == 0) {
 		/* KVM before the root image: on a host that cannot run the
@@ -24,7 +35,7 @@ CAPSA_API int capsa_vm_run(const capsa_vm_config *cfg, int *exit_status, capsa_e
 			struct machine m;
 			if (!root_image)
 				close(kvm_fd);
-			else if (machine_prepare(&m, cfg, kvm_fd, root_image, &plan.workload, cfg->control_socket,
+			else if (machine_prepare(&m, cfg, kvm_fd, root_image, &plan.workload, cfg->control_socket, false,
 						 err) == 0) {
 				r = report_end(m.vm, vm_run(m.vm), exit_status, err);
 				machine_teardown(&m);

@@ -7,19 +7,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "agent/client.h"
 #include "agent_proto.h"
 #include "api/machine.h"
+#include "api/snapshot_run.h"
+#include "devices/virtio_vsock.h"
+#include "api/vm_handle.h"
+#include "net/nic.h"
 #include "util/cleanup.h"
 #include "util/error.h"
 #include "vm/kvm.h"
 
 struct capsa_vm {
 	struct run_plan plan;
+	struct snapshot_plan snapshot;
 	struct machine machine;
+	char *root_image;       /* the image the guest mounted, for snapshots */
 	char *control_socket;
 	char *private_dir;      /* made for a default control socket; removed at free */
 	capsa_exec *workload;   /* interactive VMs: the workload, run through the agent */
@@ -81,6 +88,11 @@ static bool vm_finished(capsa_vm *vm)
 	bool done = vm->finished;
 	pthread_mutex_unlock(&vm->lock);
 	return done;
+}
+
+bool vm_handle_running(capsa_vm *vm)
+{
+	return vm->thread_started && !vm_finished(vm);
 }
 
 /* Waits for the VM to finish, at most timeout_ms (< 0: for ever). */
@@ -153,19 +165,157 @@ static int wait_for_agent(capsa_vm *vm, uint32_t timeout_ms, capsa_error *err)
 	}
 }
 
+#define DEFAULT_READY_TIMEOUT_MS 120000
+
+static int start_thread(capsa_vm *vm, capsa_error *err)
+{
+	if (pthread_create(&vm->thread, NULL, vm_thread, vm) != 0)
+		return error_set(err, EAGAIN, "cannot start the VM's thread");
+	vm->thread_started = true;
+	return 0;
+}
+
+static int restore(capsa_vm *vm, const capsa_vm_config *cfg, int kvm_fd, capsa_error *err)
+{
+	if (snapshot_restore_machine(&vm->machine, cfg, kvm_fd, &vm->snapshot, vm->control_socket, err) < 0)
+		return -1;
+	vm->root_image = strdup(vm->snapshot.info.root_image);
+	if (!vm->root_image)
+		return error_set(err, ENOMEM, "out of memory");
+	if (start_thread(vm, err) < 0)
+		return -1;
+	if (virtio_vsock_wait_transport_reset(vm->machine.vsock, (int)cfg->start_timeout_ms) < 0)
+		return error_set(err, ETIMEDOUT, "the restored guest did not take its vsock reset within %u ms",
+				 cfg->start_timeout_ms);
+	if (snapshot_guest_restored(vm->control_socket, cfg->start_timeout_ms, err) < 0)
+		return -1;
+	if (vm->snapshot.info.workload_started)
+		return 0;
+	return snapshot_start_workload(vm->control_socket, cfg, &vm->plan.workload, err);
+}
+
+static int run_warmups(capsa_vm *vm, const capsa_vm_config *cfg, const capsa_bake_options *bake, capsa_error *err)
+{
+	for (size_t i = 0; bake->warmups && bake->warmups[i]; i++) {
+		capsa_exec_options o = { .argv = bake->warmups[i], .env = (const char *const *)cfg->env.items };
+		capsa_exec_result result;
+		if (capsa_exec_run(vm->control_socket, &o, NULL, 0, 0, NULL, NULL, NULL, NULL, &result, err) < 0)
+			return error_prefix(err, "warm-up command %s", bake->warmups[i][0]);
+		if (result.exit_status != 0)
+			return error_set(err, ECHILD, "warm-up command %s exited with status %d", bake->warmups[i][0],
+					 result.exit_status);
+	}
+	return 0;
+}
+
 /* KVM before the root image: on a host that cannot run the guest, fail
  * before any work. */
-static int prepare(capsa_vm *vm, const capsa_vm_config *cfg, capsa_error *err)
+/* Whether a TCP socket listens on port in the guest, from its
+ * /proc/net/tcp and tcp6 (read through the agent: the image needs no
+ * tools). Lines are "sl local_address rem_address st ...", the port the
+ * hex digits after the colon, st 0A for LISTEN. */
+static int guest_listens(capsa_vm *vm, uint16_t port, bool *listening, capsa_error *err)
 {
+	static const char *const tables[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+	*listening = false;
+	for (size_t t = 0; t < 2 && !*listening; t++) {
+		_cleanup_close_ int fd = memfd_create("capsa-net-tcp", MFD_CLOEXEC);
+		if (fd < 0)
+			return error_set_errno(err, errno, "memfd_create");
+		capsa_error missing;
+		if (capsa_file_read(vm->control_socket, tables[t], fd, &missing) < 0)
+			continue; /* no IPv6 in the guest, say */
+		_cleanup_fclose_ FILE *f = fdopen(steal_fd(&fd), "r");
+		if (!f)
+			return error_set_errno(err, errno, "fdopen");
+		rewind(f);
+		char line[512];
+		while (fgets(line, sizeof(line), f)) {
+			char local[128], remote[128], st[8];
+			if (sscanf(line, " %*[0-9]: %127s %127s %7s", local, remote, st) != 3)
+				continue;
+			const char *colon = strrchr(local, ':');
+			if (colon && strtoul(colon + 1, NULL, 16) == port && strcmp(st, "0A") == 0)
+				*listening = true;
+		}
+	}
+	return 0;
+}
+
+static int wait_until_listening(capsa_vm *vm, uint16_t port, uint32_t timeout_ms, capsa_error *err)
+{
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		bool listening;
+		if (guest_listens(vm, port, &listening, err) < 0)
+			return -1;
+		if (listening)
+			return 0;
+		if (vm_finished(vm))
+			return error_set(err, ECHILD, "the workload ended before it listened on port %u", port);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		uint64_t elapsed_ms = (uint64_t)(now.tv_sec - start.tv_sec) * 1000 +
+				      (uint64_t)((now.tv_nsec - start.tv_nsec) / 1000000);
+		if (elapsed_ms >= timeout_ms)
+			return error_set(err, ETIMEDOUT, "the workload did not listen on TCP port %u within %u ms", port,
+					 timeout_ms);
+		usleep(100 * 1000);
+	}
+}
+
+/* capsa_bake's end: warm up, start the workload when it is to be in the
+ * snapshot, save. */
+static int bake_snapshot(capsa_vm *vm, const capsa_vm_config *cfg, const capsa_bake_options *bake, capsa_error *err)
+{
+	struct snapshot_plan *sp = &vm->snapshot;
+	if (run_warmups(vm, cfg, bake, err) < 0)
+		return -1;
+	if (bake->ready_port) {
+		if (snapshot_start_workload(vm->control_socket, cfg, &vm->plan.workload, err) < 0 ||
+		    wait_until_listening(vm, bake->ready_port,
+					 bake->ready_timeout_ms ? bake->ready_timeout_ms : DEFAULT_READY_TIMEOUT_MS, err) < 0)
+			return -1;
+		sp->info.workload_started = true;
+	}
+	return snapshot_save_machine(&vm->machine, cfg->store_dir, &sp->info, sp->replace, err);
+}
+
+static int bring_up(capsa_vm *vm, const capsa_vm_config *cfg, const capsa_bake_options *bake, capsa_error *err)
+{
+	struct snapshot_plan *sp = &vm->snapshot;
+	int planned = bake ? snapshot_plan_bake(cfg, &vm->plan, bake->name, bake->replace, sp, err)
+			   : snapshot_plan_make(cfg, &vm->plan, sp, err);
+	if (planned < 0)
+		return -1;
+
 	int kvm_fd = kvm_open(err);
 	if (kvm_fd < 0)
 		return -1;
-	_cleanup_free_ char *root_image = root_image_path(cfg, &vm->plan, err);
-	if (!root_image) {
+	if (sp->action == SNAPSHOT_ACTION_RESTORE)
+		return restore(vm, cfg, kvm_fd, err);
+
+	vm->root_image = root_image_path(cfg, &vm->plan, err);
+	if (!vm->root_image) {
 		close(kvm_fd);
 		return -1;
 	}
-	return machine_prepare(&vm->machine, cfg, kvm_fd, root_image, &vm->plan.workload, vm->control_socket, err);
+	bool standby = sp->action == SNAPSHOT_ACTION_BAKE;
+	if (machine_prepare(&vm->machine, cfg, kvm_fd, vm->root_image, &vm->plan.workload, vm->control_socket, standby,
+			    err) < 0 ||
+	    start_thread(vm, err) < 0 || wait_for_agent(vm, cfg->start_timeout_ms, err) < 0)
+		return -1;
+	if (!standby)
+		return 0;
+	if (snapshot_plan_set_root_image(sp, vm->root_image, err) < 0)
+		return -1;
+	if (bake)
+		return bake_snapshot(vm, cfg, bake, err);
+	/* A run that could not save its snapshot still runs: the next one
+	 * tries again. */
+	capsa_error ignored;
+	snapshot_save_machine(&vm->machine, cfg->store_dir, &sp->info, sp->replace, &ignored);
+	return snapshot_start_workload(vm->control_socket, cfg, &vm->plan.workload, err);
 }
 
 /* The workload as an exec: init (in hold mode) gave the agent its
@@ -183,7 +333,7 @@ static int start_interactive_workload(capsa_vm *vm, const capsa_vm_config *cfg, 
 	return vm->workload ? 0 : error_prefix(err, "starting the workload");
 }
 
-CAPSA_API capsa_vm *capsa_vm_start(const capsa_vm_config *cfg, capsa_error *err)
+static capsa_vm *vm_start(const capsa_vm_config *cfg, const capsa_bake_options *bake, capsa_error *err)
 {
 	capsa_vm *vm = calloc(1, sizeof(*vm));
 
@@ -206,16 +356,9 @@ CAPSA_API capsa_vm *capsa_vm_start(const capsa_vm_config *cfg, capsa_error *err)
 		goto fail;
 	}
 
-	if (prepare(vm, cfg, err) < 0)
+	if (bring_up(vm, cfg, bake, err) < 0)
 		goto fail;
-	if (pthread_create(&vm->thread, NULL, vm_thread, vm) != 0) {
-		error_set(err, EAGAIN, "cannot start the VM's thread");
-		goto fail;
-	}
-	vm->thread_started = true;
-	if (wait_for_agent(vm, cfg->start_timeout_ms, err) < 0)
-		goto fail;
-	if (cfg->interactive && start_interactive_workload(vm, cfg, err) < 0)
+	if (cfg->interactive && !bake && start_interactive_workload(vm, cfg, err) < 0)
 		goto fail;
 	return vm;
 fail:
@@ -223,9 +366,70 @@ fail:
 	return NULL;
 }
 
+CAPSA_API capsa_vm *capsa_vm_start(const capsa_vm_config *cfg, capsa_error *err)
+{
+	return vm_start(cfg, NULL, err);
+}
+
+CAPSA_API int capsa_bake(const capsa_vm_config *cfg, const capsa_bake_options *opts, capsa_error *err)
+{
+	if (opts->name && snapshot_name_check(opts->name, err) < 0)
+		return -1;
+	if (!cfg->image)
+		return error_set(err, EINVAL, "no image to bake");
+	capsa_vm *vm = vm_start(cfg, opts, err);
+	if (!vm)
+		return -1;
+	capsa_vm_free(vm);
+	return 0;
+}
+
+CAPSA_API int capsa_vm_snapshot(capsa_vm *vm, const char *name, bool replace, capsa_error *err)
+{
+	if (snapshot_name_check(name, err) < 0)
+		return -1;
+	if (!vm->plan.has_image)
+		return error_set(err, ENOTSUP, "only VMs started from an image can be snapshotted");
+	if (vm->workload)
+		return error_set(err, ENOTSUP, "an interactive VM cannot be snapshotted: its workload is attached to "
+				 "this process");
+	if (!vm->thread_started || vm_finished(vm))
+		return error_set(err, ECHILD, "the VM is not running");
+	struct snapshot_info info = {
+		.name = strdup(name),
+		.image = strdup(vm->plan.image.record.name),
+		.manifest_digest = strdup(vm->plan.image.record.manifest_digest),
+		.root_image = strdup(vm->root_image),
+		.root_image_id = snapshot_file_identity(vm->root_image, err),
+		.fingerprint = strdup(""),
+		.memory_mib = (uint32_t)(vm->machine.vm->mem.size >> 20),
+		.cpus = vm->machine.vm->cpu_count,
+		.network = vm->machine.nic != NULL,
+		.workload_started = true,
+		.created = (int64_t)time(NULL),
+	};
+	int r;
+	if (!info.root_image_id)
+		r = -1;
+	else if (!info.name || !info.image || !info.manifest_digest || !info.root_image || !info.fingerprint)
+		r = error_set(err, ENOMEM, "out of memory");
+	else
+		r = snapshot_save_machine(&vm->machine, vm->plan.store ? oci_store_root(vm->plan.store) : NULL, &info,
+					  replace, err);
+	snapshot_info_clear(&info);
+	return r;
+}
+
 CAPSA_API const char *capsa_vm_control_socket(const capsa_vm *vm)
 {
 	return vm->control_socket;
+}
+
+CAPSA_API int capsa_vm_expose_port(capsa_vm *vm, const char *spec, capsa_error *err)
+{
+	if (!vm->machine.nic)
+		return error_set(err, ENOTSUP, "the VM has no network (it was started with network none)");
+	return nic_add_port(vm->machine.nic, spec, err);
 }
 
 CAPSA_API capsa_exec *capsa_vm_workload(capsa_vm *vm)
@@ -287,6 +491,8 @@ CAPSA_API void capsa_vm_free(capsa_vm *vm)
 	if (vm->machine.vm)
 		machine_teardown(&vm->machine);
 	run_plan_clear(&vm->plan);
+	snapshot_plan_clear(&vm->snapshot);
+	free(vm->root_image);
 	if (vm->private_dir) {
 		if (vm->control_socket)
 			unlink(vm->control_socket);

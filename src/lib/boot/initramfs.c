@@ -399,7 +399,7 @@ static int add_capsa_entries(struct initramfs *ird, const char *init_path, const
 
 	if (!init_path)
 		return error_set(err, EINVAL, "no guest init binary given");
-	if (!argv || !argv[0] || argv[0][0] == '\0')
+	if (!w->standby && (!argv || !argv[0] || argv[0][0] == '\0'))
 		return error_set(err, EINVAL, "no command to run: give at least a program name");
 	if (workdir && workdir[0] != '\0') {
 		if (workdir[0] != '/')
@@ -418,8 +418,11 @@ static int add_capsa_entries(struct initramfs *ird, const char *init_path, const
 	 * init mounts devtmpfs; init makes its own mount points. */
 	if (initramfs_add_dir(ird, "/dev", 0755, err) < 0 ||
 	    initramfs_add_node(ird, "/dev/console", S_IFCHR | 0600, 5, 1, err) < 0 ||
-	    initramfs_add_dir(ird, "/capsa", 0755, err) < 0 ||
-	    add_list(ird, CAPSA_CFG_ARGV, "command", argv, false, err) < 0)
+	    initramfs_add_dir(ird, "/capsa", 0755, err) < 0)
+		return -1;
+	if (argv && argv[0] && add_list(ird, CAPSA_CFG_ARGV, "command", argv, false, err) < 0)
+		return -1;
+	if (w->standby && initramfs_add_file(ird, CAPSA_CFG_STANDBY, 0444, "", 0, err) < 0)
 		return -1;
 	if (initramfs_add_file_from_host(ird, CAPSA_INIT_PATH, 0755, init_path, err) < 0)
 		return error_prefix(err, "guest init binary");
@@ -428,6 +431,9 @@ static int add_capsa_entries(struct initramfs *ird, const char *init_path, const
 	if (w->hold && initramfs_add_file(ird, CAPSA_CFG_HOLD, 0444, "", 0, err) < 0)
 		return -1;
 	if (w->volumes && w->volumes[0] && add_list(ird, CAPSA_CFG_VOLUMES, "volumes", w->volumes, false, err) < 0)
+		return -1;
+	if (w->disk_mounts && w->disk_mounts[0] &&
+	    add_list(ird, CAPSA_CFG_DISK_MOUNTS, "disk mounts", w->disk_mounts, false, err) < 0)
 		return -1;
 	if (add_setting(ird, CAPSA_CFG_WORKDIR, workdir, err) < 0 ||
 	    add_setting(ird, CAPSA_CFG_HOSTNAME, hostname, err) < 0 || add_setting(ird, CAPSA_CFG_USER, user, err) < 0)

@@ -51,6 +51,10 @@ struct guest_workload {
 	bool hold;                /* init only starts the agent: see CAPSA_CFG_HOLD */
 	/* CAPSA_CFG_VOLUMES triples (tag, guest path, "ro"/"rw"), NULL-terminated; NULL for none */
 	const char *const *volumes;
+	/* CAPSA_CFG_DISK_MOUNTS pairs (device, guest path), NULL-terminated; NULL for none */
+	const char *const *disk_mounts;
+	bool standby;             /* init waits for START (CAPSA_CFG_STANDBY); argv, env, workdir,
+				   * hostname and user come with it and may be NULL here */
 };
 
 /* Builds the finished initramfs for one capsa run: the guest init binary

@@ -157,3 +157,24 @@ void serial_write(void *opaque, uint64_t offset, const uint8_t *data, uint32_t l
 	}
 	pthread_mutex_unlock(&s->lock);
 }
+
+void serial_save(struct serial *s, struct serial_state *st)
+{
+	pthread_mutex_lock(&s->lock);
+	*st = (struct serial_state){ s->ier, s->lcr, s->mcr, s->scr, s->dll, s->dlm, s->fcr, s->thre_pending };
+	pthread_mutex_unlock(&s->lock);
+}
+
+void serial_load(struct serial *s, const struct serial_state *st)
+{
+	pthread_mutex_lock(&s->lock);
+	s->ier = st->ier;
+	s->lcr = st->lcr;
+	s->mcr = st->mcr;
+	s->scr = st->scr;
+	s->dll = st->dll;
+	s->dlm = st->dlm;
+	s->fcr = st->fcr;
+	s->thre_pending = st->thre_pending ? 1 : 0;
+	pthread_mutex_unlock(&s->lock);
+}

@@ -26,4 +26,11 @@ void serial_destroy(struct serial *s);
 void serial_read(void *opaque, uint64_t offset, uint8_t *data, uint32_t len);
 void serial_write(void *opaque, uint64_t offset, const uint8_t *data, uint32_t len);
 
+/* The UART's registers, for snapshots. */
+struct serial_state {
+	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr, thre_pending;
+};
+void serial_save(struct serial *s, struct serial_state *st);
+void serial_load(struct serial *s, const struct serial_state *st);
+
 #endif

@@ -313,3 +313,8 @@ int virtio_blk_irq_fd(const struct virtio_blk *blk)
 {
 	return virtio_mmio_irq_fd(&blk->mmio);
 }
+
+struct virtio_mmio *virtio_blk_transport(struct virtio_blk *dev)
+{
+	return &dev->mmio;
+}

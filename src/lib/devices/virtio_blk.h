@@ -50,4 +50,8 @@ struct virtio_blk_disk {
  * nowhere to report to and is returned untouched with length 0. */
 uint32_t virtio_blk_handle_request(const struct virtio_blk_disk *disk, const struct virtq_chain *chain);
 
+struct virtio_mmio;
+/* The device's transport, for snapshots (virtio/mmio.h). */
+struct virtio_mmio *virtio_blk_transport(struct virtio_blk *dev);
+
 #endif

@@ -277,3 +277,8 @@ int virtio_fs_irq_fd(const struct virtio_fs *fs)
 {
 	return virtio_mmio_irq_fd(&fs->mmio);
 }
+
+struct virtio_mmio *virtio_fs_transport(struct virtio_fs *dev)
+{
+	return &dev->mmio;
+}

@@ -62,4 +62,8 @@ void virtio_fs_backend_cleanup(struct virtio_fs_backend *be);
  * request larger than VIRTIO_FS_MAX_MESSAGE gets an E2BIG reply. */
 uint32_t virtio_fs_handle_request(struct virtio_fs_backend *be, const struct virtq_chain *chain);
 
+struct virtio_mmio;
+/* The device's transport, for snapshots (virtio/mmio.h). */
+struct virtio_mmio *virtio_fs_transport(struct virtio_fs *dev);
+
 #endif

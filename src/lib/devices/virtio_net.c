@@ -318,3 +318,8 @@ int virtio_net_irq_fd(const struct virtio_net *net)
 {
 	return virtio_mmio_irq_fd(&net->mmio);
 }
+
+struct virtio_mmio *virtio_net_transport(struct virtio_net *dev)
+{
+	return &dev->mmio;
+}

@@ -68,4 +68,8 @@ int virtio_net_tx_frame(const struct virtq_chain *chain, uint8_t *buf);
  * small: the frame is then not delivered into it. */
 uint32_t virtio_net_rx_fill(const struct virtq_chain *chain, const uint8_t *frame, size_t len);
 
+struct virtio_mmio;
+/* The device's transport, for snapshots (virtio/mmio.h). */
+struct virtio_mmio *virtio_net_transport(struct virtio_net *dev);
+
 #endif

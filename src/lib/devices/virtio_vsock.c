@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/virtio_ids.h>
@@ -34,6 +35,12 @@ struct virtio_vsock {
 	int wake_fd;                       /* a reset to apply, or more work queued */
 	int epoll_fd;
 	bool reset_pending;                /* atomic: set on a vCPU, taken by the worker */
+	bool transport_reset_pending;      /* atomic: tell the guest its streams are gone */
+	/* After the reset event went out, the guest's next event-queue kick
+	 * (it refills the buffer once it has dropped its streams) means done. */
+	pthread_mutex_t reset_lock;
+	pthread_cond_t reset_cond;
+	enum { RESET_NONE, RESET_SENT, RESET_DONE } reset_state;
 	pthread_t worker;
 	bool worker_running;
 	struct virtq_chain chain;          /* the worker's; too big for its stack frame */
@@ -96,6 +103,34 @@ static void vsock_pump(struct virtio_vsock *v)
 		signal_eventfd(v->wake_fd);
 }
 
+/* A restored guest still holds the streams of the VMM it was snapshotted
+ * in; the event makes it drop them all (its listening sockets stay). If
+ * the driver has no event buffer posted yet, this is tried again at its
+ * next kick. */
+static void send_transport_reset(struct virtio_vsock *v)
+{
+	if (virtio_mmio_pop(&v->mmio, QUEUE_EVENT, &v->chain) <= 0)
+		return;
+	struct virtio_vsock_event event = { .id = htole32(VIRTIO_VSOCK_EVENT_TRANSPORT_RESET) };
+	uint32_t len = (uint32_t)virtq_chain_write(&v->chain, 0, &event, sizeof(event));
+	__atomic_store_n(&v->transport_reset_pending, false, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&v->reset_lock);
+	v->reset_state = RESET_SENT;
+	pthread_mutex_unlock(&v->reset_lock);
+	if (virtio_mmio_push(&v->mmio, QUEUE_EVENT, &v->chain, len))
+		virtio_mmio_interrupt(&v->mmio, VIRTIO_MMIO_INT_VRING);
+}
+
+static void event_queue_kicked(struct virtio_vsock *v)
+{
+	pthread_mutex_lock(&v->reset_lock);
+	if (v->reset_state == RESET_SENT) {
+		v->reset_state = RESET_DONE;
+		pthread_cond_broadcast(&v->reset_cond);
+	}
+	pthread_mutex_unlock(&v->reset_lock);
+}
+
 static int source_fd(const struct virtio_vsock *v, uint32_t source)
 {
 	if (source < NUM_QUEUES)
@@ -124,13 +159,17 @@ static void *vsock_worker(void *opaque)
 				poll_relay = true;
 			else
 				drain_eventfd(source_fd(v, source));
+			if (source == SOURCE_QUEUE + QUEUE_EVENT)
+				event_queue_kicked(v);
 		}
 		if (__atomic_exchange_n(&v->reset_pending, false, __ATOMIC_ACQ_REL))
 			vsock_relay_reset(v->relay);
 		if (poll_relay)
 			vsock_relay_poll(v->relay);
-		/* The event queue only matters for TRANSPORT_RESET, which we
-		 * never send: its buffers stay with us. */
+		/* The event queue only matters for TRANSPORT_RESET, sent
+		 * after a snapshot restore: its buffers stay with us until then. */
+		if (__atomic_load_n(&v->transport_reset_pending, __ATOMIC_ACQUIRE))
+			send_transport_reset(v);
 		vsock_pump(v);
 	}
 	return NULL;
@@ -200,6 +239,8 @@ struct virtio_vsock *virtio_vsock_create(const struct vm_device_env *env, uint64
 	v->stop_fd = -1;
 	v->wake_fd = -1;
 	v->epoll_fd = -1;
+	pthread_mutex_init(&v->reset_lock, NULL);
+	pthread_cond_init(&v->reset_cond, NULL);
 
 	v->relay = vsock_relay_create(guest_cid, uds_path, err);
 	if (!v->relay)
@@ -249,10 +290,43 @@ void virtio_vsock_destroy(struct virtio_vsock *v)
 		close(v->wake_fd);
 	if (v->stop_fd >= 0)
 		close(v->stop_fd);
+	pthread_cond_destroy(&v->reset_cond);
+	pthread_mutex_destroy(&v->reset_lock);
 	free(v);
 }
 
 int virtio_vsock_irq_fd(const struct virtio_vsock *v)
 {
 	return virtio_mmio_irq_fd(&v->mmio);
+}
+
+struct virtio_mmio *virtio_vsock_transport(struct virtio_vsock *dev)
+{
+	return &dev->mmio;
+}
+
+void virtio_vsock_transport_reset(struct virtio_vsock *v)
+{
+	__atomic_store_n(&v->transport_reset_pending, true, __ATOMIC_RELEASE);
+	signal_eventfd(v->wake_fd);
+}
+
+int virtio_vsock_wait_transport_reset(struct virtio_vsock *v, int timeout_ms)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&v->reset_lock);
+	while (v->reset_state != RESET_DONE) {
+		if (pthread_cond_timedwait(&v->reset_cond, &v->reset_lock, &deadline) == ETIMEDOUT)
+			break;
+	}
+	bool done = v->reset_state == RESET_DONE;
+	pthread_mutex_unlock(&v->reset_lock);
+	return done ? 0 : -1;
 }

@@ -43,4 +43,16 @@ void virtio_vsock_destroy(struct virtio_vsock *vsock);
  * VMM without irqfd). */
 int virtio_vsock_irq_fd(const struct virtio_vsock *vsock);
 
+/* After a snapshot restore: tells the guest (VIRTIO_VSOCK_EVENT_TRANSPORT_RESET)
+ * that every stream it had is gone. */
+void virtio_vsock_transport_reset(struct virtio_vsock *vsock);
+/* Waits until the guest has handled that event (it hands the event
+ * buffer back once its streams are gone): before that, a new stream may
+ * be torn down with the old ones. 0, or -1 after timeout_ms. */
+int virtio_vsock_wait_transport_reset(struct virtio_vsock *vsock, int timeout_ms);
+
+struct virtio_mmio;
+/* The device's transport, for snapshots (virtio/mmio.h). */
+struct virtio_mmio *virtio_vsock_transport(struct virtio_vsock *dev);
+
 #endif

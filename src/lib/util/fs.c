@@ -1,6 +1,7 @@
 #include "util/fs.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,5 +62,13 @@ int fs_write_all(int fd, const void *data, size_t len)
 		p += n;
 		len -= (size_t)n;
 	}
+	return 0;
+}
+
+int fs_path_join(char *out, size_t size, const char *dir, const char *name, capsa_error *err)
+{
+	int n = snprintf(out, size, "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= size)
+		return error_set(err, ENAMETOOLONG, "path %s/%s is too long", dir, name);
 	return 0;
 }

@@ -17,4 +17,7 @@ int fs_sync_dir(const char *dir, capsa_error *err);
 /* write(2) until everything is written, retrying on EINTR; -1 with errno. */
 int fs_write_all(int fd, const void *data, size_t len);
 
+/* out = "dir/name" in a buffer of size bytes; ENAMETOOLONG if it does not fit. */
+int fs_path_join(char *out, size_t size, const char *dir, const char *name, capsa_error *err);
+
 #endif

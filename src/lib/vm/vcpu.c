@@ -292,6 +292,26 @@ static void check_stopped_for_good(struct vcpu *vcpu)
 	vm_request_stop(vcpu->vm, VM_END_POWER_OFF, NULL);
 }
 
+/* Called after KVM_RUN returned EINTR: the exit the vCPU was in, if any,
+ * is complete, so this is a consistent point to hold it at. Returns false
+ * if the vCPU was not asked to pause. */
+static bool park_if_paused(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+	bool parked = false;
+	pthread_mutex_lock(&vm->lock);
+	if (vm->pause_requested && vm->end == VM_END_NONE) {
+		parked = true;
+		vm->parked++;
+		pthread_cond_broadcast(&vm->pause_changed);
+		while (vm->pause_requested && vm->end == VM_END_NONE)
+			pthread_cond_wait(&vm->pause_changed, &vm->lock);
+		vm->parked--;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return parked;
+}
+
 /* Returns when the VM is ending. */
 static void vcpu_loop(struct vcpu *vcpu)
 {
@@ -302,7 +322,8 @@ static void vcpu_loop(struct vcpu *vcpu)
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				vcpu->run->immediate_exit = 0;
-				check_stopped_for_good(vcpu);
+				if (!park_if_paused(vcpu))
+					check_stopped_for_good(vcpu);
 				continue;
 			}
 			capsa_error e;
@@ -357,15 +378,26 @@ static void *vcpu_thread(void *arg)
 	sigaddset(&set, KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	vcpu_loop(vcpu);
+	pthread_mutex_lock(&vcpu->vm->lock);
+	vcpu->vm->running--;
+	pthread_cond_broadcast(&vcpu->vm->pause_changed);
+	pthread_mutex_unlock(&vcpu->vm->lock);
 	return NULL;
 }
 
 int vcpu_start(struct vcpu *vcpu, capsa_error *err)
 {
 	pthread_once(&kick_once, install_kick_handler);
+	pthread_mutex_lock(&vcpu->vm->lock);
+	vcpu->vm->running++;
+	pthread_mutex_unlock(&vcpu->vm->lock);
 	int r = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
-	if (r != 0)
+	if (r != 0) {
+		pthread_mutex_lock(&vcpu->vm->lock);
+		vcpu->vm->running--;
+		pthread_mutex_unlock(&vcpu->vm->lock);
 		return error_set_errno(err, r, "start vCPU %u thread", vcpu->index);
+	}
 	vcpu->thread_started = 1;
 	return 0;
 }

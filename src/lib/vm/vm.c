@@ -28,15 +28,19 @@ static int add_memory_slot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t 
 	return 0;
 }
 
-/* Guest RAM is one anonymous mapping; pages cost host memory only once the
- * guest touches them. Below 3 GiB it is one slot, the rest a second slot at
- * 4 GiB (guest_mem.h). */
-static int setup_memory(struct vm *vm, uint32_t mem_mib, capsa_error *err)
+/* Guest RAM is one private mapping; pages cost host memory only once the
+ * guest touches them. It is anonymous, or a snapshot's memory file mapped
+ * copy-on-write: nothing is read before the guest touches it, the file is
+ * never written, and clones of one snapshot share its page cache. Below
+ * 3 GiB it is one slot, the rest a second slot at 4 GiB (guest_mem.h). */
+static int setup_memory(struct vm *vm, uint32_t mem_mib, int mem_fd, capsa_error *err)
 {
 	uint64_t size = (uint64_t)mem_mib << 20;
-	void *host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	int flags = MAP_PRIVATE | MAP_NORESERVE | (mem_fd < 0 ? MAP_ANONYMOUS : 0);
+	void *host = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, mem_fd, 0);
 	if (host == MAP_FAILED)
 		return error_set_errno(err, errno, "reserve %u MiB of guest memory", mem_mib);
+	vm->mem_from_file = mem_fd >= 0;
 	vm->mem.host = host;
 	vm->mem.size = size;
 	uint64_t low = guest_mem_low_size(&vm->mem);
@@ -64,6 +68,11 @@ static int setup_irqchip(struct vm *vm, capsa_error *err)
 
 struct vm *vm_create(int kvm_fd, uint32_t mem_mib, unsigned cpu_count, capsa_error *err)
 {
+	return vm_create_from_memory(kvm_fd, mem_mib, cpu_count, -1, err);
+}
+
+struct vm *vm_create_from_memory(int kvm_fd, uint32_t mem_mib, unsigned cpu_count, int mem_fd, capsa_error *err)
+{
 	struct vm *vm = calloc(1, sizeof(*vm));
 	if (!vm) {
 		close(kvm_fd);
@@ -74,12 +83,13 @@ struct vm *vm_create(int kvm_fd, uint32_t mem_mib, unsigned cpu_count, capsa_err
 	vm->cpu_count = cpu_count;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->ended, NULL);
+	pthread_cond_init(&vm->pause_changed, NULL);
 	vm->vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0) {
 		error_set_errno(err, errno, "KVM_CREATE_VM");
 		goto fail;
 	}
-	if (setup_irqchip(vm, err) < 0 || setup_memory(vm, mem_mib, err) < 0)
+	if (setup_irqchip(vm, err) < 0 || setup_memory(vm, mem_mib, mem_fd, err) < 0)
 		goto fail;
 	vm->vcpus = calloc(cpu_count, sizeof(*vm->vcpus));
 	if (!vm->vcpus) {
@@ -112,6 +122,7 @@ void vm_destroy(struct vm *vm)
 		close(vm->vm_fd);
 	close(vm->kvm_fd);
 	pthread_cond_destroy(&vm->ended);
+	pthread_cond_destroy(&vm->pause_changed);
 	pthread_mutex_destroy(&vm->lock);
 	free(vm);
 }
@@ -133,10 +144,40 @@ void vm_request_stop(struct vm *vm, enum vm_end end, const capsa_error *error)
 			vm->end_error = *error;
 		__atomic_store_n(&vm->end, end, __ATOMIC_RELEASE);
 		pthread_cond_broadcast(&vm->ended);
+		pthread_cond_broadcast(&vm->pause_changed);
 	}
 	pthread_mutex_unlock(&vm->lock);
 	for (unsigned i = 0; i < vm->cpu_count; i++)
 		vcpu_kick(vm->vcpus[i]);
+}
+
+int vm_pause(struct vm *vm, capsa_error *err)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_requested = true;
+	pthread_mutex_unlock(&vm->lock);
+	/* The flag is set before the kick: a vCPU that sees the kick's
+	 * EINTR also sees the request. */
+	for (unsigned i = 0; i < vm->cpu_count; i++)
+		vcpu_kick(vm->vcpus[i]);
+	pthread_mutex_lock(&vm->lock);
+	while (vm->end == VM_END_NONE && vm->parked < vm->running)
+		pthread_cond_wait(&vm->pause_changed, &vm->lock);
+	bool ended = vm->end != VM_END_NONE;
+	pthread_mutex_unlock(&vm->lock);
+	if (ended) {
+		vm_resume(vm);
+		return error_set(err, ECHILD, "the VM stopped while it was being paused");
+	}
+	return 0;
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_requested = false;
+	pthread_cond_broadcast(&vm->pause_changed);
+	pthread_mutex_unlock(&vm->lock);
 }
 
 enum vm_end vm_run(struct vm *vm)

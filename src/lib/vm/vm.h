@@ -32,16 +32,26 @@ struct vm {
 	unsigned cpu_count;
 	struct vcpu **vcpus;
 
-	pthread_mutex_t lock;   /* guards the end state below */
+	pthread_mutex_t lock;   /* guards the end state and the pause state below */
 	pthread_cond_t ended;   /* signalled when end is set */
 	enum vm_end end;
 	uint32_t exit_value;    /* what the guest wrote to CAPSA_EXIT_PORT */
 	capsa_error end_error;
+
+	/* vm_pause(): vCPU threads park outside KVM_RUN while pause_requested. */
+	bool pause_requested;
+	unsigned parked;        /* vCPU threads parked now */
+	unsigned running;       /* vCPU threads started and not yet returned */
+	pthread_cond_t pause_changed;
+	bool mem_from_file;     /* guest RAM is a private mapping of a snapshot's memory file */
 };
 
 /* Creates the VM with mem_mib MiB of RAM and cpu_count vCPUs (not yet
  * running). Takes ownership of kvm_fd. */
 struct vm *vm_create(int kvm_fd, uint32_t mem_mib, unsigned cpu_count, capsa_error *err);
+/* The same with guest RAM mapped copy-on-write from mem_fd (a snapshot's
+ * memory file of at least mem_mib MiB; the fd may be closed afterwards). */
+struct vm *vm_create_from_memory(int kvm_fd, uint32_t mem_mib, unsigned cpu_count, int mem_fd, capsa_error *err);
 void vm_destroy(struct vm *vm);
 
 /* Pulses an ISA/IOAPIC interrupt line (edge). */
@@ -50,6 +60,12 @@ void vm_irq_pulse(void *vm, int irq);
 /* Runs all vCPUs until the VM ends; returns why. Boot state must be set
  * (vm_setup_boot_cpu) before. */
 enum vm_end vm_run(struct vm *vm);
+
+/* Stops every vCPU at an instruction boundary, outside KVM_RUN, with any
+ * port or MMIO access it was making completed: its state can then be read
+ * or written with the vCPU ioctls. Fails if the VM ends meanwhile. */
+int vm_pause(struct vm *vm, capsa_error *err);
+void vm_resume(struct vm *vm);
 
 /* Ends the VM for `end` (the first reason given wins) and kicks every
  * vCPU out of the guest. Safe from any thread. */

@@ -309,7 +309,7 @@ int virtio_mmio_pop(struct virtio_mmio *m, unsigned qi, struct virtq_chain *chai
 	bool irq = false;
 
 	pthread_mutex_lock(&m->lock);
-	if (qi < m->dev.num_queues && driver_running(m)) {
+	if (qi < m->dev.num_queues && driver_running(m) && !m->paused) {
 		ret = virtq_pop(&m->queues[qi], chain);
 		if (ret > 0)
 			m->in_flight++;
@@ -356,6 +356,100 @@ void virtio_mmio_config_changed(struct virtio_mmio *m)
 	pthread_mutex_unlock(&m->lock);
 	if (irq)
 		signal_eventfd(m->irq_fd);
+}
+
+void virtio_mmio_pause(struct virtio_mmio *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->paused = true;
+	while (m->in_flight)
+		pthread_cond_wait(&m->idle, &m->lock);
+	pthread_mutex_unlock(&m->lock);
+}
+
+void virtio_mmio_resume(struct virtio_mmio *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->paused = false;
+	pthread_mutex_unlock(&m->lock);
+	/* Kicks that came while paused found nothing to pop. */
+	for (unsigned i = 0; i < m->dev.num_queues; i++)
+		signal_eventfd(m->notify_fds[i]);
+}
+
+void virtio_mmio_save(struct virtio_mmio *m, struct virtio_mmio_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&m->lock);
+	st->device_id = m->dev.device_id;
+	st->num_queues = m->dev.num_queues;
+	st->device_features = m->device_features;
+	st->driver_features = m->driver_features;
+	st->device_features_sel = m->device_features_sel;
+	st->driver_features_sel = m->driver_features_sel;
+	st->status = m->status;
+	st->interrupt_status = m->interrupt_status;
+	st->config_generation = m->config_generation;
+	st->queue_sel = m->queue_sel;
+	for (unsigned i = 0; i < m->dev.num_queues; i++) {
+		const struct virtq *q = &m->queues[i];
+		st->queues[i] = (struct virtio_mmio_queue_state){
+			.desc_addr = q->desc_addr,
+			.avail_addr = q->avail_addr,
+			.used_addr = q->used_addr,
+			.num = q->num,
+			.last_avail_idx = q->last_avail_idx,
+			.used_idx = q->used_idx,
+			.ready = q->ready,
+			.indirect = q->indirect,
+		};
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+int virtio_mmio_load(struct virtio_mmio *m, const struct virtio_mmio_state *st, capsa_error *err)
+{
+	if (st->device_id != m->dev.device_id || st->num_queues != m->dev.num_queues ||
+	    st->device_features != m->device_features)
+		return error_set(err, EINVAL, "snapshot state: the device at 0x%llx was virtio device %u with %u queues, "
+				 "now %u with %u (the VM's devices differ from the snapshot's)",
+				 (unsigned long long)m->base, st->device_id, st->num_queues, m->dev.device_id,
+				 m->dev.num_queues);
+	pthread_mutex_lock(&m->lock);
+	m->driver_features = st->driver_features;
+	m->device_features_sel = st->device_features_sel;
+	m->driver_features_sel = st->driver_features_sel;
+	m->status = st->status;
+	m->interrupt_status = st->interrupt_status;
+	m->config_generation = st->config_generation;
+	m->queue_sel = st->queue_sel;
+	int r = 0;
+	for (unsigned i = 0; i < m->dev.num_queues && r == 0; i++) {
+		const struct virtio_mmio_queue_state *qs = &st->queues[i];
+		struct virtq *q = &m->queues[i];
+		virtq_reset(q);
+		q->num = qs->num;
+		q->desc_addr = qs->desc_addr;
+		q->avail_addr = qs->avail_addr;
+		q->used_addr = qs->used_addr;
+		if (!qs->ready)
+			continue;
+		q->indirect = qs->indirect;
+		if (virtq_enable(q, m->mem) < 0)
+			r = error_set(err, EINVAL, "snapshot state: queue %u of the device at 0x%llx is invalid", i,
+				      (unsigned long long)m->base);
+		q->last_avail_idx = qs->last_avail_idx;
+		q->used_idx = qs->used_idx;
+	}
+	bool irq = m->interrupt_status != 0;
+	pthread_mutex_unlock(&m->lock);
+	if (r < 0)
+		return -1;
+	for (unsigned i = 0; i < m->dev.num_queues; i++)
+		signal_eventfd(m->notify_fds[i]);
+	if (irq)
+		signal_eventfd(m->irq_fd);
+	return 0;
 }
 
 static int bind_ioeventfd(struct virtio_mmio *m, unsigned q, bool assign)

@@ -83,6 +83,26 @@ struct virtio_mmio {
 	bool ioeventfd_bound[VIRTIO_MMIO_MAX_QUEUES];
 	int irq_fd;
 	bool irqfd_bound;
+
+	bool paused;                  /* virtio_mmio_pause(): pop hands out nothing */
+};
+
+/* The transport's state in a snapshot (little-endian x86 layout, fixed
+ * sizes): what the driver programmed and how far each queue got. */
+struct virtio_mmio_queue_state {
+	uint64_t desc_addr, avail_addr, used_addr;
+	uint16_t num, last_avail_idx, used_idx;
+	uint8_t ready, indirect;
+};
+
+struct virtio_mmio_state {
+	uint32_t device_id;
+	uint32_t num_queues;
+	uint64_t device_features;
+	uint64_t driver_features;
+	uint32_t device_features_sel, driver_features_sel;
+	uint32_t status, interrupt_status, config_generation, queue_sel;
+	struct virtio_mmio_queue_state queues[VIRTIO_MMIO_MAX_QUEUES];
 };
 
 /* Sets up the transport for dev at [base, base + VIRTIO_MMIO_WINDOW_SIZE):
@@ -124,6 +144,20 @@ bool virtio_mmio_push(struct virtio_mmio *m, unsigned q, const struct virtq_chai
 /* Sets bits (VIRTIO_MMIO_INT_VRING / VIRTIO_MMIO_INT_CONFIG) in
  * InterruptStatus and signals the interrupt. */
 void virtio_mmio_interrupt(struct virtio_mmio *m, uint32_t bits);
+
+/* Snapshots. pause waits until no popped chain is outstanding and keeps
+ * pop from handing out more, so every request is either still in its
+ * avail ring or answered in the used ring; resume lets the worker look at
+ * every queue again. */
+void virtio_mmio_pause(struct virtio_mmio *m);
+void virtio_mmio_resume(struct virtio_mmio *m);
+/* Call while paused. */
+void virtio_mmio_save(struct virtio_mmio *m, struct virtio_mmio_state *st);
+/* Loads a saved state into a freshly initialised transport of the same
+ * device (before the VM runs): validates it as if the driver had
+ * programmed it, then has the worker look at every ready queue and
+ * re-raises a pending interrupt. */
+int virtio_mmio_load(struct virtio_mmio *m, const struct virtio_mmio_state *st, capsa_error *err);
 
 /* The device changed its config space: bumps ConfigGeneration and, once
  * the driver is running, raises a configuration change interrupt. */
