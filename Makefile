@@ -66,11 +66,11 @@ integration: build
 	$(PYTHON) -m pytest -v --durations=10 tests/integration
 
 # A hang inside the nested VM must fail the run, not stall it.
-# The suite takes about 10 minutes under emulation. The emulated host has
+# The suite takes about 25 minutes under emulation. The emulated host has
 # been seen to freeze outright (no timer fires, so no test can time out) in
 # about one run in six; with-kvm then ends with 124 and the suite runs once
 # more from the start. Test failures are never retried.
-E2E_TIMEOUT ?= 1800
+E2E_TIMEOUT ?= 2400
 E2E_CMD     ?= $(PYTHON) -m pytest -v --durations=10 tests/e2e
 
 e2e: build kernel
