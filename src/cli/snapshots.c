@@ -370,7 +370,7 @@ int cmd_snapshots(int argc, char **argv)
 		}
 	}
 	if (optind >= argc) {
-		snapshots_usage(stderr);
+		cli_error("snapshots needs a command: ls or rm (see capsa snapshots --help)");
 		return CLI_EXIT_FAILURE;
 	}
 	const char *verb = argv[optind++];

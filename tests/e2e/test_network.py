@@ -373,6 +373,31 @@ def test_network_none_has_no_interface(net, rootfs, private_vm):
     assert result.stdout.split() == ["lo"], result
 
 
+# ---- TAP ------------------------------------------------------------------------------
+
+@pytest.fixture
+def tap_device():
+    """A host TAP device at 10.9.0.1/24 (the tests run as root in the nested VM)."""
+    ip = shutil.which("ip") or "/sbin/ip"
+    name = f"capsatap{secrets.token_hex(2)}"
+    subprocess.run([ip, "tuntap", "add", "dev", name, "mode", "tap"], check=True)
+    try:
+        subprocess.run([ip, "addr", "add", "10.9.0.1/24", "dev", name], check=True)
+        subprocess.run([ip, "link", "set", name, "up"], check=True)
+        yield name
+    finally:
+        subprocess.run([ip, "link", "del", name], check=False)
+
+
+def test_tap_network_reaches_the_host(net, rootfs, private_vm, tap_device):
+    # The guest's interface is the workload's to configure in TAP mode.
+    script = ("ip addr add 10.9.0.2/24 dev eth0 && ip link set eth0 up && "
+              "ping -c 1 -W 5 10.9.0.1 >/dev/null && echo reached")
+    result = net("run", "--network", f"tap:{tap_device}", "--rootfs", rootfs, "--", "sh", "-c", script)
+    assert result.returncode == 0, result
+    assert result.stdout == "reached\n", result
+
+
 @pytest.mark.parametrize("option, message", [
     (["-p", "80"], "is not [HOSTIP:]HOSTPORT:GUESTPORT"),
     (["-p", "8080:80/sctp"], "tcp or udp"),
