@@ -279,7 +279,8 @@ int agent_exec_start(int fd, const struct agent_exec_request *req, capsa_error *
 
 /* ---- standby and restore ------------------------------------------------------- */
 
-int agent_start_workload(int fd, const struct agent_start_request *req, capsa_error *err)
+int agent_start_workload(int fd, const struct agent_start_request *req, bool (*give_up)(void *), void *opaque,
+			 capsa_error *err)
 {
 	_cleanup_free_ struct agent_frame *f = frame_new(err);
 	_cleanup_free_ uint8_t *frame = NULL;
@@ -295,7 +296,16 @@ int agent_start_workload(int fd, const struct agent_start_request *req, capsa_er
 	if (!frame)
 		return error_set(err, ENOMEM, "out of memory");
 	agent_encode_start(frame, len, req);
-	if (send_all(fd, frame, len, err) < 0 || read_reply(fd, f, AGENT_STARTED, err) < 0)
+	if (send_all(fd, frame, len, err) < 0)
+		return -1;
+	/* A workload that cannot start (an unknown user, say) ends the VM
+	 * instead of answering: look for that while waiting. */
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	for (int waited = 0; poll(&p, 1, 200) == 0; waited += 200) {
+		if ((give_up && give_up(opaque)) || waited >= AGENT_REPLY_TIMEOUT_MS)
+			return error_set(err, ETIMEDOUT, "the guest agent did not answer START");
+	}
+	if (read_reply(fd, f, AGENT_STARTED, err) < 0)
 		return -1;
 	if (agent_decode_u32(f->payload, f->hdr.len, &pid) < 0 || pid > INT32_MAX)
 		return error_set(err, EPROTO, "malformed STARTED from the guest agent");

@@ -109,8 +109,10 @@ int agent_send_workload_signal(int fd, int signo, capsa_error *err);
 int agent_read_workload_signal_reply(int fd, capsa_error *err);
 
 /* Sends START to a guest in standby; returns the workload's pid (0 for a
- * held workload) or -1. */
-int agent_start_workload(int fd, const struct agent_start_request *req, capsa_error *err);
+ * held workload) or -1. While waiting for the answer, gives up as soon as
+ * give_up(opaque) returns true (may be NULL). */
+int agent_start_workload(int fd, const struct agent_start_request *req, bool (*give_up)(void *), void *opaque,
+			 capsa_error *err);
 
 /* Sends RESTORED (clock and entropy) to a guest just restored. */
 int agent_restored(int fd, const struct agent_restored *restored, capsa_error *err);

@@ -221,7 +221,8 @@ int snapshot_restore_machine(struct machine *m, const capsa_vm_config *cfg, int 
 
 /* The agent may be reached before the guest has handled the vsock reset
  * that follows a restore, which then drops the connection: try again. */
-int snapshot_guest_restored(const char *control_socket, uint32_t timeout_ms, capsa_error *err)
+int snapshot_guest_restored(const char *control_socket, uint32_t timeout_ms, bool (*give_up)(void *), void *opaque,
+			    capsa_error *err)
 {
 	struct timespec start, now;
 	clock_gettime(CLOCK_MONOTONIC, &start);
@@ -243,6 +244,8 @@ int snapshot_guest_restored(const char *control_socket, uint32_t timeout_ms, cap
 			if (attempt.code == EPROTO)
 				return error_set(err, EPROTO, "the restored guest's agent: %s", attempt.message);
 		}
+		if (give_up && give_up(opaque))
+			return error_set(err, ECHILD, "the restored guest stopped before its agent answered");
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		uint64_t elapsed_ms = (uint64_t)(now.tv_sec - start.tv_sec) * 1000 +
 				      (uint64_t)((now.tv_nsec - start.tv_nsec) / 1000000);
@@ -254,7 +257,7 @@ int snapshot_guest_restored(const char *control_socket, uint32_t timeout_ms, cap
 }
 
 int snapshot_start_workload(const char *control_socket, const capsa_vm_config *cfg, const struct workload *w,
-			    capsa_error *err)
+			    bool (*give_up)(void *), void *opaque, capsa_error *err)
 {
 	struct agent_start_request req = {
 		.flags = cfg->interactive ? AGENT_START_HOLD : 0,
@@ -265,7 +268,7 @@ int snapshot_start_workload(const char *control_socket, const capsa_vm_config *c
 		.user = w->user,
 	};
 	_cleanup_close_ int fd = agent_connect(control_socket, CAPSA_AGENT_PORT, 0, 5000, err);
-	if (fd < 0 || agent_start_workload(fd, &req, err) < 0)
+	if (fd < 0 || agent_start_workload(fd, &req, give_up, opaque, err) < 0)
 		return error_prefix(err, "starting the workload");
 	return 0;
 }

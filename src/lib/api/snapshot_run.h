@@ -47,12 +47,13 @@ int snapshot_restore_machine(struct machine *m, const capsa_vm_config *cfg, int 
 			     const char *control_socket, capsa_error *err);
 
 /* Once a restored guest runs: gives it the time and fresh entropy. */
-int snapshot_guest_restored(const char *control_socket, uint32_t timeout_ms, capsa_error *err);
+int snapshot_guest_restored(const char *control_socket, uint32_t timeout_ms, bool (*give_up)(void *), void *opaque,
+			    capsa_error *err);
 
 /* Starts the workload in a guest in standby (held with AGENT_START_HOLD
- * for interactive runs). */
+ * for interactive runs); stops waiting once give_up(opaque) is true. */
 int snapshot_start_workload(const char *control_socket, const capsa_vm_config *cfg, const struct workload *w,
-			    capsa_error *err);
+			    bool (*give_up)(void *), void *opaque, capsa_error *err);
 
 /* Saves the running machine as snapshot info->name. */
 int snapshot_save_machine(struct machine *m, const char *data_dir, const struct snapshot_info *info, bool replace,

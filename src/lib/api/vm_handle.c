@@ -167,6 +167,27 @@ static int wait_for_agent(capsa_vm *vm, uint32_t timeout_ms, capsa_error *err)
 
 #define DEFAULT_READY_TIMEOUT_MS 120000
 
+static bool vm_ended(void *opaque)
+{
+	return vm_finished(opaque);
+}
+
+/* START for a guest in standby. A workload that cannot start ends the VM:
+ * then the VM's own report (the init's reason) is the error. */
+static int start_workload(capsa_vm *vm, const capsa_vm_config *cfg, capsa_error *err)
+{
+	if (snapshot_start_workload(vm->control_socket, cfg, &vm->plan.workload, vm_ended, vm, err) == 0)
+		return 0;
+	if (vm_finished(vm)) {
+		join_thread(vm);
+		if (vm->result < 0)
+			*err = vm->end_error;
+		else
+			error_set(err, ECHILD, "the VM ended (status %d) before its workload started", vm->exit_status);
+	}
+	return -1;
+}
+
 static int start_thread(capsa_vm *vm, capsa_error *err)
 {
 	if (pthread_create(&vm->thread, NULL, vm_thread, vm) != 0)
@@ -187,11 +208,17 @@ static int restore(capsa_vm *vm, const capsa_vm_config *cfg, int kvm_fd, capsa_e
 	if (virtio_vsock_wait_transport_reset(vm->machine.vsock, (int)cfg->start_timeout_ms) < 0)
 		return error_set(err, ETIMEDOUT, "the restored guest did not take its vsock reset within %u ms",
 				 cfg->start_timeout_ms);
-	if (snapshot_guest_restored(vm->control_socket, cfg->start_timeout_ms, err) < 0)
+	if (snapshot_guest_restored(vm->control_socket, cfg->start_timeout_ms, vm_ended, vm, err) < 0) {
+		if (vm_finished(vm)) {
+			join_thread(vm);
+			if (vm->result < 0)
+				*err = vm->end_error;
+		}
 		return -1;
+	}
 	if (vm->snapshot.info.workload_started)
 		return 0;
-	return snapshot_start_workload(vm->control_socket, cfg, &vm->plan.workload, err);
+	return start_workload(vm, cfg, err);
 }
 
 static int run_warmups(capsa_vm *vm, const capsa_vm_config *cfg, const capsa_bake_options *bake, capsa_error *err)
@@ -272,7 +299,7 @@ static int bake_snapshot(capsa_vm *vm, const capsa_vm_config *cfg, const capsa_b
 	if (run_warmups(vm, cfg, bake, err) < 0)
 		return -1;
 	if (bake->ready_port) {
-		if (snapshot_start_workload(vm->control_socket, cfg, &vm->plan.workload, err) < 0 ||
+		if (start_workload(vm, cfg, err) < 0 ||
 		    wait_until_listening(vm, bake->ready_port,
 					 bake->ready_timeout_ms ? bake->ready_timeout_ms : DEFAULT_READY_TIMEOUT_MS, err) < 0)
 			return -1;
@@ -315,7 +342,7 @@ static int bring_up(capsa_vm *vm, const capsa_vm_config *cfg, const capsa_bake_o
 	 * tries again. */
 	capsa_error ignored;
 	snapshot_save_machine(&vm->machine, cfg->store_dir, &sp->info, sp->replace, &ignored);
-	return snapshot_start_workload(vm->control_socket, cfg, &vm->plan.workload, err);
+	return start_workload(vm, cfg, err);
 }
 
 /* The workload as an exec: init (in hold mode) gave the agent its
