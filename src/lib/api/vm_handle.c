@@ -19,6 +19,7 @@
 #include "api/vm_handle.h"
 #include "net/nic.h"
 #include "util/cleanup.h"
+#include "util/deadline.h"
 #include "util/error.h"
 #include "vm/kvm.h"
 
@@ -98,15 +99,8 @@ bool vm_handle_running(capsa_vm *vm)
 /* Waits for the VM to finish, at most timeout_ms (< 0: for ever). */
 static bool wait_finished(capsa_vm *vm, int timeout_ms)
 {
-	struct timespec deadline;
+	struct timespec deadline = realtime_deadline_ms(timeout_ms);
 
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
 	pthread_mutex_lock(&vm->lock);
 	while (!vm->finished) {
 		if (timeout_ms < 0)

@@ -17,6 +17,7 @@
 
 #include "devices/virtio/mmio.h"
 #include "devices/vsock_relay.h"
+#include "util/deadline.h"
 #include "util/error.h"
 
 enum { QUEUE_RX, QUEUE_TX, QUEUE_EVENT, NUM_QUEUES };
@@ -313,14 +314,7 @@ void virtio_vsock_transport_reset(struct virtio_vsock *v)
 
 int virtio_vsock_wait_transport_reset(struct virtio_vsock *v, int timeout_ms)
 {
-	struct timespec deadline;
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
+	struct timespec deadline = realtime_deadline_ms(timeout_ms);
 	pthread_mutex_lock(&v->reset_lock);
 	while (v->reset_state != RESET_DONE) {
 		if (pthread_cond_timedwait(&v->reset_cond, &v->reset_lock, &deadline) == ETIMEDOUT)

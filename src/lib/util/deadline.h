@@ -1,0 +1,21 @@
+/* Absolute deadlines for pthread_cond_timedwait, which measures against
+ * CLOCK_REALTIME. */
+#ifndef CAPSA_UTIL_DEADLINE_H
+#define CAPSA_UTIL_DEADLINE_H
+
+#include <time.h>
+
+static inline struct timespec realtime_deadline_ms(int timeout_ms)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	return deadline;
+}
+
+#endif
