@@ -169,6 +169,9 @@ typedef struct capsa_snapshot_info {
 CAPSA_API int capsa_snapshot_list(const char *data_dir, capsa_snapshot_info **list, size_t *count, capsa_error *err);
 CAPSA_API void capsa_snapshot_list_free(capsa_snapshot_info *list, size_t count);
 CAPSA_API int capsa_snapshot_remove(const char *data_dir, const char *name, capsa_error *err);
+/* Whether data_dir (NULL: the default) holds a snapshot called name; false
+ * for anything that cannot be a snapshot name, such as an image reference. */
+CAPSA_API bool capsa_snapshot_exists(const char *data_dir, const char *name);
 
 /* Boots the VM, runs the workload to completion and powers the VM off.
  * On success returns 0 and stores the workload's exit status in

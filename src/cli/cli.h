@@ -36,8 +36,6 @@ int cmd_snapshots(int argc, char **argv);
 /* "512", "512M", "2G" (MiB by default) to MiB; -1 if malformed. */
 int cli_parse_memory(const char *text, uint32_t *mib);
 int cli_parse_cpus(const char *text, uint32_t *cpus);
-/* Whether a snapshot of this name exists in the default data directory. */
-bool cli_snapshot_exists(const char *name);
 
 /* The default image store, or NULL after printing why. */
 capsa_image_store *cli_open_store(void);

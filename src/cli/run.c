@@ -444,7 +444,7 @@ int cmd_run(int argc, char **argv)
 			goto out;
 		}
 		image = argv[optind++];
-		is_snapshot = use_snapshots && cli_snapshot_exists(image);
+		is_snapshot = use_snapshots && capsa_snapshot_exists(NULL, image);
 		if (is_snapshot ? capsa_vm_config_set_snapshot(cfg, image, &err) < 0
 				: capsa_vm_config_set_image(cfg, image, &err) < 0) {
 			cli_error_from(&err);

@@ -13,21 +13,6 @@
 
 #define MAX_WARMUPS 32
 
-bool cli_snapshot_exists(const char *name)
-{
-	capsa_snapshot_info *list;
-	size_t n;
-	capsa_error err = { 0 };
-	bool found = false;
-
-	if (capsa_snapshot_list(NULL, &list, &n, &err) < 0)
-		return false;
-	for (size_t i = 0; i < n && !found; i++)
-		found = strcmp(list[i].name, name) == 0;
-	capsa_snapshot_list_free(list, n);
-	return found;
-}
-
 /* ---- bake ---- */
 
 static void bake_usage(FILE *out)
@@ -58,11 +43,13 @@ static void bake_usage(FILE *out)
 		     "  --network MODE      nat (default) or none; runs of the snapshot must match\n"
 		     "  --kernel FILE       guest kernel (as for capsa run)\n"
 		     "  --init FILE         guest init binary (as for capsa run)\n"
+		     "  --console           show the kernel's and init's messages on stderr\n"
 		     "  -q, --quiet         no pull progress\n"
 		     "  -h, --help          show this help\n");
 }
 
-enum { OPT_NAME = 256, OPT_REPLACE, OPT_WARMUP, OPT_NETWORK, OPT_KERNEL, OPT_INIT, OPT_READY_PORT, OPT_READY_TIMEOUT };
+enum { OPT_NAME = 256, OPT_REPLACE, OPT_WARMUP, OPT_NETWORK, OPT_KERNEL, OPT_INIT, OPT_READY_PORT, OPT_READY_TIMEOUT,
+       OPT_CONSOLE };
 
 static const struct option bake_options[] = {
 	{ "name", required_argument, NULL, OPT_NAME },
@@ -76,6 +63,7 @@ static const struct option bake_options[] = {
 	{ "network", required_argument, NULL, OPT_NETWORK },
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "init", required_argument, NULL, OPT_INIT },
+	{ "console", no_argument, NULL, OPT_CONSOLE },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -184,6 +172,9 @@ int cmd_bake(int argc, char **argv)
 			break;
 		case OPT_INIT:
 			init_option = optarg;
+			break;
+		case OPT_CONSOLE:
+			r = capsa_vm_config_set_output(cfg, 1, 2, 2, &err);
 			break;
 		case 'q':
 			quiet = true;

@@ -191,7 +191,8 @@ def test_concurrent_clones_do_not_see_each_others_writes(ctl, baked):
 
 
 def test_repeated_restore_and_exec_at_two_vcpus(ctl, image):
-    baked = ctl("bake", "--name", "two-cpus", "-c", "2", image)
+    # --console: if the guest does not come up, its kernel log is in the failure message.
+    baked = ctl("bake", "--console", "--name", "two-cpus", "-c", "2", image)
     assert baked.returncode == 0, baked
     failures = []
     for i in range(CYCLES):

@@ -184,6 +184,14 @@ char *snapshot_find(const char *data_dir, const char *name, struct snapshot_info
 	return steal_pointer(&dir);
 }
 
+bool snapshot_exists(const char *data_dir, const char *name)
+{
+	capsa_error err = { 0 };
+	_cleanup_free_ char *dir = snapshot_dir(data_dir, name, &err);
+	struct stat st;
+	return dir && stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 /* A snapshot directory holds only our files: remove them, then it. */
 static int remove_snapshot_dir(const char *dir, capsa_error *err)
 {

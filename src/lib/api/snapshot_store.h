@@ -48,6 +48,8 @@ typedef int (*snapshot_write_fn)(const char *dir, void *opaque, capsa_error *err
 int snapshot_publish(const char *data_dir, const struct snapshot_info *info, bool replace, snapshot_write_fn write,
 		     void *opaque, capsa_error *err);
 
+/* Whether a snapshot of that name exists: one stat, no reading. */
+bool snapshot_exists(const char *data_dir, const char *name);
 int snapshot_remove(const char *data_dir, const char *name, capsa_error *err);
 
 /* Every snapshot, sorted by name. */

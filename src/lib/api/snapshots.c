@@ -47,6 +47,11 @@ CAPSA_API int capsa_snapshot_list(const char *data_dir, capsa_snapshot_info **li
 	return 0;
 }
 
+CAPSA_API bool capsa_snapshot_exists(const char *data_dir, const char *name)
+{
+	return snapshot_exists(data_dir, name);
+}
+
 CAPSA_API int capsa_snapshot_remove(const char *data_dir, const char *name, capsa_error *err)
 {
 	return snapshot_remove(data_dir, name, err);
