@@ -26,7 +26,7 @@ READY = b"ready"        # what the memory workload prints before idling
 INIT_PATH = "init"
 ARGV_PATH = "capsa/argv"
 EXIT_PORT = 0x600
-# Used only if BASE_CMDLINE cannot be read from src/lib/api/run.c.
+# Used only if BASE_CMDLINE cannot be read from src/lib/api/machine.c.
 FALLBACK_CMDLINE = ("console=ttyS0 reboot=k panic=-1 pci=off nomodules no_timer_check tsc=reliable "
                     "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd rdinit=/init")
 
@@ -53,9 +53,9 @@ def default_init(capsa_bin):
 
 
 def capsa_base_cmdline():
-    """BASE_CMDLINE from src/lib/api/run.c, so QEMU's guest gets what capsa's does."""
+    """BASE_CMDLINE from src/lib/api/machine.c, so QEMU's guest gets what capsa's does."""
     try:
-        src = (REPO / "src" / "lib" / "api" / "run.c").read_text()
+        src = (REPO / "src" / "lib" / "api" / "machine.c").read_text()
     except OSError:
         return FALLBACK_CMDLINE
     m = re.search(r"#define\s+BASE_CMDLINE\b((?:.*\\\n)*.*)", src)
@@ -199,7 +199,10 @@ def run_vmm(argv, env, guest_mib, measure_memory=False, stderr_file=None):
 
 
 class Qemu:
-    def __init__(self, args, root_image, workdir):
+    """extra_args: more QEMU arguments (devices and their backends) appended
+    to every command line, e.g. a 9p share."""
+
+    def __init__(self, args, root_image, workdir, extra_args=()):
         self.bin = args.qemu
         self.memory = args.memory
         self.accel = "kvm" if kvm_usable() else "tcg"
@@ -209,6 +212,7 @@ class Qemu:
         self.init = args.init
         self.cmdline = capsa_base_cmdline() + " quiet"
         self.initrds = {}
+        self.extra_args = list(extra_args)
 
     def initrd(self, command):
         key = tuple(command)
@@ -237,6 +241,7 @@ class Qemu:
             # init reports the exit status with outl to this port; QEMU then
             # exits with (status << 1) | 1.
             "-device", f"isa-debug-exit,iobase={EXIT_PORT:#x},iosize=4",
+            *self.extra_args,
         ]
 
     def run(self, command, measure_memory=False):
