@@ -380,7 +380,9 @@ CAPSA_API void capsa_image_list_free(capsa_image_info *list, size_t count);
 /* Removes a name (reference, name, or an id naming exactly one image).
  * Blobs are freed by capsa_image_prune. */
 CAPSA_API int capsa_image_remove(capsa_image_store *store, const char *ref, capsa_error *err);
-/* Deletes blobs and root images no stored name needs. */
+/* Deletes blobs and root images no stored name needs, and the automatic
+ * snapshots (capsa_vm_config_set_auto_snapshot) made from root images that
+ * are gone. */
 CAPSA_API int capsa_image_prune(capsa_image_store *store, uint64_t *bytes_freed, capsa_error *err);
 
 CAPSA_API void capsa_strv_free(char **strv);

@@ -129,7 +129,7 @@ int cmd_prune(int argc, char **argv)
 		bool help = !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help");
 		fprintf(help ? stdout : stderr,
 			"Usage: capsa prune\n\nDelete layers, configs and root images that no stored image "
-			"name needs.\n");
+			"name needs,\nand the automatic snapshots made from root images that are gone.\n");
 		return help ? 0 : CLI_EXIT_FAILURE;
 	}
 	capsa_image_store *store = cli_open_store();

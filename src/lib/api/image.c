@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "capsa.h"
+#include "api/snapshot_store.h"
 #include "oci/image.h"
 #include "oci/import.h"
 #include "oci/pull.h"
@@ -249,10 +250,15 @@ CAPSA_API int capsa_image_prune(capsa_image_store *s, uint64_t *bytes_freed, cap
 {
 	oci_gc_stats stats = { 0 };
 
+	uint64_t snapshot_bytes = 0;
+
 	if (oci_store_gc(s->store, &stats, err) < 0)
 		return -1;
+	/* Automatic snapshots of the root images just deleted can never be restored again. */
+	if (snapshot_prune_stale(oci_store_root(s->store), &snapshot_bytes, err) < 0)
+		return -1;
 	if (bytes_freed)
-		*bytes_freed = stats.bytes_freed;
+		*bytes_freed = stats.bytes_freed + snapshot_bytes;
 	return 0;
 }
 

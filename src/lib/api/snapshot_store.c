@@ -254,6 +254,29 @@ int snapshot_remove(const char *data_dir, const char *name, capsa_error *err)
 	return remove_snapshot_dir(dir, err);
 }
 
+int snapshot_prune_stale(const char *data_dir, uint64_t *bytes_freed, capsa_error *err)
+{
+	struct snapshot_info *list;
+	size_t n;
+	int r = 0;
+	if (snapshot_list(data_dir, &list, &n, err) < 0)
+		return -1;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		const struct snapshot_info *s = &list[i];
+		if (!s->fingerprint || !*s->fingerprint)
+			continue; /* named: the user's to remove */
+		capsa_error ignored;
+		_cleanup_free_ char *id = s->root_image ? snapshot_file_identity(s->root_image, &ignored) : NULL;
+		if (id && s->root_image_id && strcmp(id, s->root_image_id) == 0)
+			continue;
+		r = snapshot_remove(data_dir, s->name, err);
+		if (r == 0 && bytes_freed)
+			*bytes_freed += s->disk_bytes;
+	}
+	snapshot_list_free(list, n);
+	return r;
+}
+
 static uint64_t dir_disk_bytes(const char *dir)
 {
 	uint64_t total = 0;

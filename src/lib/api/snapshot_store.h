@@ -52,6 +52,11 @@ int snapshot_publish(const char *data_dir, const struct snapshot_info *info, boo
 bool snapshot_exists(const char *data_dir, const char *name);
 int snapshot_remove(const char *data_dir, const char *name, capsa_error *err);
 
+/* Removes the automatic snapshots whose root image is gone or is another
+ * file now: none can be restored again (a run makes a new one). Adds the
+ * space their files took to *bytes_freed. Named snapshots stay. */
+int snapshot_prune_stale(const char *data_dir, uint64_t *bytes_freed, capsa_error *err);
+
 /* Every snapshot, sorted by name. */
 int snapshot_list(const char *data_dir, struct snapshot_info **list, size_t *count, capsa_error *err);
 void snapshot_list_free(struct snapshot_info *list, size_t count);
