@@ -15,6 +15,7 @@
 #include "snapshot/guest_ram.h"
 #include "snapshot/state_file.h"
 #include "util/cleanup.h"
+#include "util/deadline.h"
 #include "util/error.h"
 #include "util/fs.h"
 
@@ -224,8 +225,7 @@ int snapshot_restore_machine(struct machine *m, const capsa_vm_config *cfg, int 
 int snapshot_guest_restored(const char *control_socket, uint32_t timeout_ms, bool (*give_up)(void *), void *opaque,
 			    capsa_error *err)
 {
-	struct timespec start, now;
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	uint64_t start_ms = monotonic_ms();
 	for (;;) {
 		capsa_error attempt = { 0 };
 		struct agent_restored restored;
@@ -246,10 +246,7 @@ int snapshot_guest_restored(const char *control_socket, uint32_t timeout_ms, boo
 		}
 		if (give_up && give_up(opaque))
 			return error_set(err, ECHILD, "the restored guest stopped before its agent answered");
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		uint64_t elapsed_ms = (uint64_t)(now.tv_sec - start.tv_sec) * 1000 +
-				      (uint64_t)((now.tv_nsec - start.tv_nsec) / 1000000);
-		if (elapsed_ms >= timeout_ms)
+		if (monotonic_ms() - start_ms >= timeout_ms)
 			return error_set(err, ETIMEDOUT, "the restored guest's agent did not answer within %u ms (%s)",
 					 timeout_ms, attempt.message[0] ? attempt.message : "no reply");
 		usleep(2000);

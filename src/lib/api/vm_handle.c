@@ -128,9 +128,7 @@ static void join_thread(capsa_vm *vm)
 /* Polls the agent until it answers, the VM ends, or the time is up. */
 static int wait_for_agent(capsa_vm *vm, uint32_t timeout_ms, capsa_error *err)
 {
-	struct timespec start, now;
-
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	uint64_t start_ms = monotonic_ms();
 	for (;;) {
 		capsa_error attempt = { 0 };
 		int fd = agent_connect(vm->control_socket, CAPSA_AGENT_PORT, 0, 1000, &attempt);
@@ -149,10 +147,7 @@ static int wait_for_agent(capsa_vm *vm, uint32_t timeout_ms, capsa_error *err)
 			return error_set(err, ECHILD, "the workload ended (status %d) before the VM was ready; "
 					 "give a command that keeps running", vm->exit_status);
 		}
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		uint64_t elapsed_ms = (uint64_t)(now.tv_sec - start.tv_sec) * 1000 +
-				      (uint64_t)((now.tv_nsec - start.tv_nsec) / 1000000);
-		if (elapsed_ms >= timeout_ms)
+		if (monotonic_ms() - start_ms >= timeout_ms)
 			return error_set(err, ETIMEDOUT, "the guest agent did not answer within %u ms (%s)", timeout_ms,
 					 attempt.message[0] ? attempt.message : "no reply");
 		usleep(50 * 1000);
@@ -265,8 +260,7 @@ static int guest_listens(capsa_vm *vm, uint16_t port, bool *listening, capsa_err
 
 static int wait_until_listening(capsa_vm *vm, uint16_t port, uint32_t timeout_ms, capsa_error *err)
 {
-	struct timespec start, now;
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	uint64_t start_ms = monotonic_ms();
 	for (;;) {
 		bool listening;
 		if (guest_listens(vm, port, &listening, err) < 0)
@@ -275,10 +269,7 @@ static int wait_until_listening(capsa_vm *vm, uint16_t port, uint32_t timeout_ms
 			return 0;
 		if (vm_finished(vm))
 			return error_set(err, ECHILD, "the workload ended before it listened on port %u", port);
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		uint64_t elapsed_ms = (uint64_t)(now.tv_sec - start.tv_sec) * 1000 +
-				      (uint64_t)((now.tv_nsec - start.tv_nsec) / 1000000);
-		if (elapsed_ms >= timeout_ms)
+		if (monotonic_ms() - start_ms >= timeout_ms)
 			return error_set(err, ETIMEDOUT, "the workload did not listen on TCP port %u within %u ms", port,
 					 timeout_ms);
 		usleep(100 * 1000);

@@ -1,9 +1,19 @@
-/* Absolute deadlines for pthread_cond_timedwait, which measures against
+/* Time for timeouts: milliseconds on the monotonic clock, and absolute
+ * deadlines for pthread_cond_timedwait, which measures against
  * CLOCK_REALTIME. */
 #ifndef CAPSA_UTIL_DEADLINE_H
 #define CAPSA_UTIL_DEADLINE_H
 
+#include <stdint.h>
 #include <time.h>
+
+/* Milliseconds since an arbitrary point; never jumps with the wall clock. */
+static inline uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static inline struct timespec realtime_deadline_ms(int timeout_ms)
 {
