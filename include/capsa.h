@@ -74,6 +74,17 @@ CAPSA_API int capsa_vm_config_add_disk(capsa_vm_config *cfg, const char *path, b
  * reached through it; symlinks in it are never followed on the host. */
 CAPSA_API int capsa_vm_config_add_volume(capsa_vm_config *cfg, const char *host_dir, const char *guest_path,
 					 bool read_only, capsa_error *err);
+/* The same with options (flags, 0 or more of these): */
+#define CAPSA_VOLUME_READ_ONLY (1u << 0)
+/* DAX: the guest maps pages of the host's files straight into its memory
+ * (a virtio-fs DAX window of 1 GiB of guest-physical address space per such
+ * volume, mounted with dax=always) instead of copying them into its page
+ * cache: reads and mmap go to the host's page cache, whose pages the guest
+ * then shares with the host and with other guests. Needs a guest kernel
+ * with CONFIG_FUSE_DAX; mounting fails without one. */
+#define CAPSA_VOLUME_DAX (1u << 1)
+CAPSA_API int capsa_vm_config_add_volume_flags(capsa_vm_config *cfg, const char *host_dir, const char *guest_path,
+					       uint32_t flags, capsa_error *err);
 /* A persistent named disk (see capsa_volume_list): the ext4 image of volume
  * name in the store directory's volumes/ folder, mounted read-write at
  * guest_path (absolute). The image is created on first use with size_bytes

@@ -546,7 +546,10 @@ static void switch_to_new_root(void)
 }
 
 /* Host directories, shared by virtio-fs devices named by their tags; the
- * mount points are made in the overlay when the image lacks them. */
+ * mount points are made in the overlay when the image lacks them. A ",dax"
+ * mode maps file pages from the device's DAX window: "dax=always" makes the
+ * mount fail (EINVAL) rather than quietly copy when the kernel or the device
+ * cannot. */
 static void mount_volumes(char **volumes)
 {
 	for (char **v = volumes; v && *v;) {
@@ -554,10 +557,13 @@ static void mount_volumes(char **volumes)
 
 		if (!mode || path[0] != '/')
 			init_fail(EINVAL, "%s holds a malformed volume entry", CAPSA_CFG_VOLUMES);
+		bool read_only = !strcmp(mode, "ro") || !strcmp(mode, "ro,dax");
+		bool dax = !strcmp(mode, "ro,dax") || !strcmp(mode, "rw,dax");
 		if (mkdir_p(path, 0755) < 0)
 			init_fail(errno, "create the mount point %s of a volume", path);
-		if (mount(tag, path, "virtiofs", strcmp(mode, "ro") == 0 ? MS_RDONLY : 0, NULL) < 0)
-			init_fail(errno, "mount the volume %s (virtio-fs tag %s)", path, tag);
+		if (mount(tag, path, "virtiofs", read_only ? MS_RDONLY : 0, dax ? "dax=always" : NULL) < 0)
+			init_fail(errno, "mount the volume %s (virtio-fs tag %s%s)", path, tag,
+				  dax ? ", DAX: the guest kernel needs CONFIG_FUSE_DAX" : "");
 	}
 }
 

@@ -35,7 +35,8 @@
  * workload; CAPSA_CFG_ARGV may then be missing. */
 #define CAPSA_CFG_STANDBY   "/capsa/standby"
 /* Host directories shared over virtio-fs: for each, three strings: the
- * device's tag, the absolute guest path to mount it on, and "ro" or "rw". */
+ * device's tag, the absolute guest path to mount it on, and "ro" or "rw",
+ * followed by ",dax" when the device has a DAX window to mount it with. */
 #define CAPSA_CFG_VOLUMES   "/capsa/volumes"
 /* Persistent disks (ext4) to mount read-write: for each, two strings: the
  * block device ("/dev/vdb") and the absolute guest path to mount it on. */

@@ -1,6 +1,8 @@
 /* libFuzzer target: a hostile guest's FUSE requests against a passthrough
  * server on a scratch directory (laid out afresh for every input, with a
- * file, a subdirectory and symlinks pointing out of the tree). After an
+ * file, a subdirectory and symlinks pointing out of the tree) with a small
+ * DAX window (one 2 MiB chunk, fresh for every input too), so
+ * SETUPMAPPING and REMOVEMAPPING map and unmap real files. After an
  * INIT, the input is a sequence of records: a little-endian u16 giving the
  * reply buffer's room, then one request whose fuse_in_header.len says how
  * many bytes it takes (cut to what is left). Each request and reply buffer
@@ -18,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuse/dax_window.h"
 #include "fuse/fuse_server.h"
 
 static char root[64];
@@ -112,7 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fuse_server_config cfg = { .root_dir = root };
 	struct fuse_in_header h = { .len = sizeof(h) + sizeof(struct fuse_init_in), .opcode = FUSE_INIT };
 	struct fuse_init_in init = { .major = 7, .minor = FUSE_KERNEL_MINOR_VERSION, .max_readahead = 65536,
-				     .flags = FUSE_DO_READDIRPLUS | FUSE_MAX_PAGES };
+				     .flags = FUSE_DO_READDIRPLUS | FUSE_MAX_PAGES | FUSE_MAP_ALIGNMENT };
 	uint8_t init_req[sizeof(h) + sizeof(init)];
 	struct fuse_server *srv;
 	int fd_mark;
@@ -121,7 +124,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	signal(SIGXFSZ, SIG_IGN);
 	lay_out();
 	fd_mark = lowest_free_fd();
-	srv = fuse_server_new(&cfg, NULL);
+	cfg.dax = dax_window_new(DAX_WINDOW_CHUNK, NULL);
+	srv = cfg.dax ? fuse_server_new(&cfg, NULL) : NULL;
 	if (!srv)
 		abort();
 	memcpy(init_req, &h, sizeof(h));
@@ -139,6 +143,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size -= len;
 	}
 	fuse_server_free(srv);
+	/* Mappings hold files, not descriptors: none may be left either. */
+	if (cfg.dax->edge_count > cfg.dax->edge_max)
+		abort();
+	dax_window_free(cfg.dax);
 	if (lowest_free_fd() != fd_mark)
 		abort(); /* a descriptor outlived the server */
 	return 0;

@@ -113,7 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	signal(SIGXFSZ, SIG_IGN);
 	lay_out();
 	struct virtio_fs_backend be;
-	if (virtio_fs_backend_init(&be, root, g.flags & 1, NULL) < 0)
+	if (virtio_fs_backend_init(&be, root, g.flags & 1, NULL, NULL) < 0)
 		abort();
 	if (!(g.flags & 2))
 		send_init(&be);

@@ -4,7 +4,8 @@ sequences (as fuzz_fuse_server.c reads them: u16 reply room, then one FUSE
 request) covering every opcode the server handles, against the scratch tree
 the target lays out (file, dir/inner, out -> /etc/passwd, dir/up -> ../..).
 Structs follow <linux/fuse.h>; the target sends INIT itself, so nodeid 2 is
-the first name looked up and fh 1 the first handle opened."""
+the first name looked up and fh 1 the first handle opened. The target's DAX
+window is one 2 MiB chunk."""
 import os
 import struct
 import sys
@@ -14,6 +15,8 @@ import sys
 FSYNC, SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR, FLUSH, INIT = 20, 21, 22, 23, 24, 25, 26
 OPENDIR, READDIR, RELEASEDIR, FSYNCDIR, CREATE, DESTROY = 27, 28, 29, 30, 35, 38
 BATCH_FORGET, FALLOCATE, READDIRPLUS, RENAME2, LSEEK, COPY_FILE_RANGE = 42, 43, 44, 45, 46, 47
+SETUPMAPPING, REMOVEMAPPING = 48, 49
+MAP_W, MAP_R, NO_FH, PAGE, CHUNK = 1, 2, (1 << 64) - 1, 4096, 2 << 20
 ROOT = 1
 unique = 0
 
@@ -43,6 +46,15 @@ def release_in(fh):
 
 def lookup(parent, name, room=4096):
     return req(LOOKUP, parent, s(name), room)
+
+
+def setupmapping(nodeid, fh, foffset, length, flags, moffset):
+    return req(SETUPMAPPING, nodeid, struct.pack("<QQQQQ", fh, foffset, length, flags, moffset))
+
+
+def removemapping(ranges, count=None):
+    body = struct.pack("<I", len(ranges) if count is None else count)
+    return req(REMOVEMAPPING, ROOT, body + b"".join(struct.pack("<QQ", m, n) for m, n in ranges))
 
 
 SEEDS = {
@@ -80,6 +92,19 @@ SEEDS = {
     "forget": lookup(ROOT, "file") + lookup(ROOT, "dir")
     + req(BATCH_FORGET, 0, struct.pack("<II", 2, 0) + struct.pack("<QQQQ", 2, 1, 3, 1)),
     "reinit": req(DESTROY, ROOT) + req(INIT, 0, struct.pack("<IIII", 7, 31, 65536, 0)) + lookup(ROOT, "file"),
+    "dax_map": lookup(ROOT, "file") + setupmapping(2, NO_FH, 0, CHUNK, MAP_R | MAP_W, 0)
+    + setupmapping(2, NO_FH, 0, PAGE, MAP_R, PAGE) + req(OPEN, 2, open_in(0))
+    + setupmapping(2, 1, 0, 2 * PAGE, MAP_R, 4 * PAGE) + setupmapping(2, 1, 0, PAGE, MAP_R | MAP_W, 0)
+    + removemapping([(0, PAGE), (4 * PAGE, 2 * PAGE)]) + removemapping([(0, CHUNK)])
+    + setupmapping(2, NO_FH, 0, PAGE, MAP_R, 3 * PAGE) + req(DESTROY, ROOT)
+    + req(INIT, 0, struct.pack("<IIII", 7, 38, 65536, 1 << 26)),
+    "dax_bad": lookup(ROOT, "dir") + lookup(ROOT, "file") + setupmapping(2, NO_FH, 0, PAGE, MAP_R, 0)
+    + setupmapping(3, 77, 0, PAGE, MAP_R, 0) + setupmapping(3, NO_FH, 100, PAGE, MAP_R, 0)
+    + setupmapping(3, NO_FH, 0, PAGE, MAP_R, CHUNK) + setupmapping(3, NO_FH, 0, 2 * PAGE, MAP_R, CHUNK - PAGE)
+    + setupmapping(3, NO_FH, 0, PAGE, MAP_R, (1 << 64) - PAGE) + setupmapping(3, NO_FH, 0, PAGE, 1 << 7, 0)
+    + setupmapping(3, NO_FH, (1 << 63) - PAGE, 2 * PAGE, MAP_R, 0)
+    + removemapping([(0, PAGE)], count=1000) + removemapping([(0, PAGE), (PAGE, CHUNK)])
+    + req(REMOVEMAPPING, ROOT, b"\1"),
     "unknown": req(9999, ROOT) + req(LOOKUP, ROOT, b"noterm") + req(READ, ROOT, b"short"),
 }
 

@@ -22,6 +22,7 @@
 #include <linux/virtio_ids.h>
 
 #include "devices/virtio_fs.h"
+#include "fuse/dax_window.h"
 #include "virtio_test_driver.h"
 
 #define CONTENT "hello world\n"
@@ -132,7 +133,7 @@ static int hand_setup_mode(void **state, bool read_only)
 	write_file();
 	struct hand *h = calloc(1, sizeof(*h));
 	capsa_error err = { 0 };
-	if (virtio_fs_backend_init(&h->be, dir_path, read_only, &err) < 0)
+	if (virtio_fs_backend_init(&h->be, dir_path, read_only, NULL, &err) < 0)
 		fail_msg("virtio_fs_backend_init: %s", err.message);
 	h->unique = 1;
 	assert_int_equal(reply_error(h, run(h, init_req(h->req, h->unique))), 0);
@@ -422,6 +423,7 @@ static const uint64_t used_gpa[2] = { 0x3000, 0x6000 };
 struct guest {
 	struct test_guest vm;
 	struct virtio_fs *fs;
+	struct dax_window *window;
 };
 
 static int guest_setup(void **state)
@@ -437,6 +439,7 @@ static int guest_teardown(void **state)
 {
 	struct guest *g = *state;
 	virtio_fs_destroy(g->fs);
+	dax_window_free(g->window);
 	test_guest_cleanup(&g->vm);
 	free(g);
 	return 0;
@@ -475,7 +478,7 @@ static struct fuse_out_header reply_header(struct guest *g)
 static void create(struct guest *g, const char *tag, bool read_only)
 {
 	capsa_error err = { 0 };
-	g->fs = virtio_fs_create(&g->vm.env, BASE, 5, tag, dir_path, read_only, &err);
+	g->fs = virtio_fs_create(&g->vm.env, BASE, 5, tag, dir_path, read_only, NULL, &err);
 	if (!g->fs)
 		fail_msg("virtio_fs_create: %s", err.message);
 	g->vm.irq_fd = virtio_fs_irq_fd(g->fs);
@@ -500,6 +503,9 @@ static void test_device_config(void **state)
 	assert_true(features & (1ULL << VIRTIO_F_VERSION_1));
 	assert_false(features & (1ULL << VIRTIO_RING_F_EVENT_IDX));
 	assert_int_equal(features & 0xffffff, 0); /* no device-specific feature */
+	/* No DAX window: no shared memory region. */
+	assert_int_equal(mmio_rd(&g->vm, VIRTIO_MMIO_SHM_LEN_LOW), 0xffffffff);
+	assert_int_equal(mmio_rd(&g->vm, VIRTIO_MMIO_SHM_LEN_HIGH), 0xffffffff);
 }
 
 static void test_device_config_long_tag(void **state)
@@ -570,22 +576,79 @@ static void test_device_read_only(void **state)
 	assert_int_equal(reply_header(g).error, -EROFS);
 }
 
+#define DAX_GPA 0x140000000ULL
+
+/* With a DAX window the device shows it as shared memory region 0 (the
+ * cache), and SETUPMAPPING through the request queue maps the file there.
+ * The window is not guest RAM: a descriptor pointing into it is refused
+ * like any address outside RAM, so the device never reads or writes it. */
+static void test_device_dax(void **state)
+{
+	struct guest *g = *state;
+	capsa_error err = { 0 };
+	g->window = dax_window_new(DAX_WINDOW_CHUNK, &err);
+	assert_non_null(g->window);
+	struct virtio_fs_dax dax = { .window = g->window, .gpa = DAX_GPA };
+	g->fs = virtio_fs_create(&g->vm.env, BASE, 5, "dax", dir_path, false, &dax, &err);
+	assert_non_null(g->fs);
+	g->vm.irq_fd = virtio_fs_irq_fd(g->fs);
+
+	mmio_wr(&g->vm, VIRTIO_MMIO_SHM_SEL, VIRTIO_FS_SHMCAP_ID_CACHE);
+	assert_int_equal(mmio_rd(&g->vm, VIRTIO_MMIO_SHM_LEN_LOW), (uint32_t)DAX_WINDOW_CHUNK);
+	assert_int_equal(mmio_rd(&g->vm, VIRTIO_MMIO_SHM_LEN_HIGH), 0);
+	assert_int_equal(mmio_rd(&g->vm, VIRTIO_MMIO_SHM_BASE_LOW), (uint32_t)DAX_GPA);
+	assert_int_equal(mmio_rd(&g->vm, VIRTIO_MMIO_SHM_BASE_HIGH), (uint32_t)(DAX_GPA >> 32));
+	mmio_wr(&g->vm, VIRTIO_MMIO_SHM_SEL, 1);
+	assert_int_equal(mmio_rd(&g->vm, VIRTIO_MMIO_SHM_LEN_LOW), 0xffffffff);
+
+	driver_init(&g->vm);
+	submit(g, VIRTIO_FS_REQUEST_QUEUE, init_req(gpa(&g->vm, REQ_GPA), 1), true);
+	assert_int_equal(reply_header(g).error, 0);
+	size_t rlen = make_req(gpa(&g->vm, REQ_GPA), FUSE_LOOKUP, 2, FUSE_ROOT_ID, "hello", 6, NULL, 0);
+	submit(g, VIRTIO_FS_REQUEST_QUEUE, rlen, true);
+	struct fuse_entry_out e;
+	memcpy(&e, (uint8_t *)gpa(&g->vm, REPLY_GPA) + sizeof(struct fuse_out_header), sizeof(e));
+	struct fuse_setupmapping_in sin = { .fh = UINT64_MAX, .len = DAX_WINDOW_CHUNK,
+					    .flags = FUSE_SETUPMAPPING_FLAG_READ };
+	rlen = make_req(gpa(&g->vm, REQ_GPA), FUSE_SETUPMAPPING, 3, e.nodeid, &sin, sizeof(sin), NULL, 0);
+	assert_int_equal(submit(g, VIRTIO_FS_REQUEST_QUEUE, rlen, true), sizeof(struct fuse_out_header));
+	assert_int_equal(reply_header(g).error, 0);
+	assert_memory_equal(g->window->host, CONTENT, strlen(CONTENT));
+
+	/* A reply buffer in the window: the chain is refused. */
+	rlen = make_req(gpa(&g->vm, REQ_GPA), FUSE_GETATTR, 4, FUSE_ROOT_ID, &(struct fuse_getattr_in){ 0 },
+			sizeof(struct fuse_getattr_in), NULL, 0);
+	unsigned q = VIRTIO_FS_REQUEST_QUEUE;
+	driver_put_desc(&g->vm, q, 0, REQ_GPA, (uint32_t)rlen, VRING_DESC_F_NEXT, 1);
+	driver_put_desc(&g->vm, q, 1, DAX_GPA, REPLY_LEN, VRING_DESC_F_WRITE, 0);
+	driver_publish(&g->vm, q, 0);
+	driver_kick(&g->vm, q);
+	assert_true(driver_wait_interrupt(&g->vm) & VIRTIO_MMIO_INT_CONFIG);
+	assert_true(mmio_rd(&g->vm, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	assert_false(driver_used_ready(&g->vm, q));
+	assert_memory_equal(g->window->host, CONTENT, strlen(CONTENT));
+
+	/* A reset ends the session: the window is empty again. */
+	mmio_wr(&g->vm, VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(g->window->host[0], 0);
+}
+
 static void test_create_errors(void **state)
 {
 	struct guest *g = *state;
 	capsa_error err = { 0 };
-	assert_null(virtio_fs_create(&g->vm.env, BASE, 5, "", dir_path, false, &err));
+	assert_null(virtio_fs_create(&g->vm.env, BASE, 5, "", dir_path, false, NULL, &err));
 	assert_int_equal(err.code, EINVAL);
-	assert_null(virtio_fs_create(&g->vm.env, BASE, 5, "abcdefghijklmnopqrstuvwxyz0123456789x", dir_path, false,
+	assert_null(virtio_fs_create(&g->vm.env, BASE, 5, "abcdefghijklmnopqrstuvwxyz0123456789x", dir_path, false, NULL,
 				     &err));
 	assert_int_equal(err.code, EINVAL);
-	assert_null(virtio_fs_create(&g->vm.env, BASE, 5, "with space", dir_path, false, &err));
+	assert_null(virtio_fs_create(&g->vm.env, BASE, 5, "with space", dir_path, false, NULL, &err));
 	assert_int_equal(err.code, EINVAL);
-	assert_null(virtio_fs_create(&g->vm.env, BASE, 5, "tag", "/nonexistent/dir", false, &err));
+	assert_null(virtio_fs_create(&g->vm.env, BASE, 5, "tag", "/nonexistent/dir", false, NULL, &err));
 	assert_non_null(strstr(err.message, "tag"));
 
 	create(g, "tag", false);
-	assert_null(virtio_fs_create(&g->vm.env, BASE + 0x100, 6, "other", dir_path, false, &err));
+	assert_null(virtio_fs_create(&g->vm.env, BASE + 0x100, 6, "other", dir_path, false, NULL, &err));
 	assert_int_equal(err.code, EBUSY);
 	virtio_fs_destroy(NULL);
 }
@@ -609,6 +672,7 @@ int main(void)
 		G(test_device_requests),
 		G(test_device_read_only),
 		G(test_create_errors),
+		G(test_device_dax),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

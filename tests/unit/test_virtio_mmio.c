@@ -464,6 +464,81 @@ static void test_init_checks(void **state)
 	virtio_mmio_cleanup(&m);
 }
 
+static uint64_t shm_reg64(struct test_guest *g, uint64_t low, uint64_t high)
+{
+	return mmio_rd(g, low) | (uint64_t)mmio_rd(g, high) << 32;
+}
+
+/* SHMSel picks a region by id; its length and base read back in halves,
+ * an id the device lacks reads length (and base) -1 (virtio 1.2, 4.2.2). */
+static void test_shared_memory_regions(void **state)
+{
+	struct fixture *f = *state;
+	static struct virtio_mmio m;
+	capsa_error err = { 0 };
+	struct virtio_mmio_device dev = fake_device(f);
+	const uint64_t base = 0x140000000ULL, len = 0x40000000ULL;
+
+	dev.shm[0] = (struct virtio_mmio_shm_region){ .id = 0, .base = base, .len = len };
+	dev.shm[1] = (struct virtio_mmio_shm_region){ .id = 7, .base = 0x1234567000ULL, .len = 0x200000 };
+	dev.shm_count = 2;
+	assert_int_equal(virtio_mmio_init(&m, &f->vm.env, BASE + 0x1000, 6, &dev, &err), 0);
+	assert_int_equal(virtio_mmio_register(&m, &f->vm.bus, &err), 0);
+	struct test_guest g = f->vm;
+	g.base = BASE + 0x1000;
+
+	/* SHMSel starts at 0. */
+	assert_int_equal(shm_reg64(&g, VIRTIO_MMIO_SHM_LEN_LOW, VIRTIO_MMIO_SHM_LEN_HIGH), len);
+	assert_int_equal(shm_reg64(&g, VIRTIO_MMIO_SHM_BASE_LOW, VIRTIO_MMIO_SHM_BASE_HIGH), base);
+	mmio_wr(&g, VIRTIO_MMIO_SHM_SEL, 7);
+	assert_int_equal(shm_reg64(&g, VIRTIO_MMIO_SHM_LEN_LOW, VIRTIO_MMIO_SHM_LEN_HIGH), 0x200000);
+	assert_int_equal(shm_reg64(&g, VIRTIO_MMIO_SHM_BASE_LOW, VIRTIO_MMIO_SHM_BASE_HIGH), 0x1234567000ULL);
+	/* Unknown ids, including one that only matches in its low byte. */
+	const uint32_t unknown[] = { 1, 6, 255, 0x100, 0x107, 0xffffffff };
+	for (unsigned i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+		mmio_wr(&g, VIRTIO_MMIO_SHM_SEL, unknown[i]);
+		assert_int_equal(mmio_rd(&g, VIRTIO_MMIO_SHM_LEN_LOW), 0xffffffff);
+		assert_int_equal(mmio_rd(&g, VIRTIO_MMIO_SHM_LEN_HIGH), 0xffffffff);
+		assert_int_equal(shm_reg64(&g, VIRTIO_MMIO_SHM_BASE_LOW, VIRTIO_MMIO_SHM_BASE_HIGH), ~0ULL);
+	}
+	/* The registers are read-only; a reset selects region 0 again. */
+	mmio_wr(&g, VIRTIO_MMIO_SHM_SEL, 7);
+	mmio_wr(&g, VIRTIO_MMIO_SHM_LEN_LOW, 0);
+	mmio_wr(&g, VIRTIO_MMIO_SHM_BASE_LOW, 0);
+	assert_int_equal(shm_reg64(&g, VIRTIO_MMIO_SHM_LEN_LOW, VIRTIO_MMIO_SHM_LEN_HIGH), 0x200000);
+	mmio_wr(&g, VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(shm_reg64(&g, VIRTIO_MMIO_SHM_LEN_LOW, VIRTIO_MMIO_SHM_LEN_HIGH), len);
+	/* The fixture's device has none. */
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_SHM_LEN_LOW), 0xffffffff);
+	assert_int_equal(mmio_rd(&f->vm, VIRTIO_MMIO_SHM_LEN_HIGH), 0xffffffff);
+	virtio_mmio_cleanup(&m);
+}
+
+static void test_shared_memory_checks(void **state)
+{
+	struct fixture *f = *state;
+	static struct virtio_mmio m;
+	capsa_error err = { 0 };
+	struct virtio_mmio_device dev = fake_device(f);
+
+	dev.shm[0] = (struct virtio_mmio_shm_region){ .id = 0, .base = 0x100000000ULL, .len = 0 };
+	dev.shm_count = 1;
+	assert_int_equal(virtio_mmio_init(&m, &f->vm.env, BASE + 0x1000, 6, &dev, &err), -1);
+	assert_int_equal(err.code, EINVAL);
+	dev.shm[0].len = ~0ULL;
+	assert_int_equal(virtio_mmio_init(&m, &f->vm.env, BASE + 0x1000, 6, &dev, &err), -1);
+	dev.shm[0] = (struct virtio_mmio_shm_region){ .id = 0, .base = ~0ULL - 0xfff, .len = 0x2000 };
+	assert_int_equal(virtio_mmio_init(&m, &f->vm.env, BASE + 0x1000, 6, &dev, &err), -1);
+	dev.shm[0] = (struct virtio_mmio_shm_region){ .id = 3, .base = 0x100000000ULL, .len = 0x1000 };
+	dev.shm[1] = dev.shm[0];
+	dev.shm_count = 2;
+	assert_int_equal(virtio_mmio_init(&m, &f->vm.env, BASE + 0x1000, 6, &dev, &err), -1);
+	assert_non_null(strstr(err.message, "twice"));
+	dev.shm_count = VIRTIO_MMIO_MAX_SHM_REGIONS + 1;
+	assert_int_equal(virtio_mmio_init(&m, &f->vm.env, BASE + 0x1000, 6, &dev, &err), -1);
+	virtio_mmio_cleanup(&m);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -487,6 +562,8 @@ int main(void)
 		T(test_broken_ring_needs_reset),
 		T(test_reset_waits_for_in_flight),
 		T(test_init_checks),
+		T(test_shared_memory_regions),
+		T(test_shared_memory_checks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

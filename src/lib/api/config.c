@@ -291,6 +291,15 @@ CAPSA_API int capsa_vm_config_add_disk(capsa_vm_config *cfg, const char *path, b
 CAPSA_API int capsa_vm_config_add_volume(capsa_vm_config *cfg, const char *host_dir, const char *guest_path,
 					 bool read_only, capsa_error *err)
 {
+	return capsa_vm_config_add_volume_flags(cfg, host_dir, guest_path, read_only ? CAPSA_VOLUME_READ_ONLY : 0,
+						err);
+}
+
+CAPSA_API int capsa_vm_config_add_volume_flags(capsa_vm_config *cfg, const char *host_dir, const char *guest_path,
+					       uint32_t flags, capsa_error *err)
+{
+	if (flags & ~(CAPSA_VOLUME_READ_ONLY | CAPSA_VOLUME_DAX))
+		return error_set(err, EINVAL, "volume flags %#x: unknown options", flags);
 	if (cfg->volume_count >= CONFIG_MAX_VOLUMES)
 		return error_set(err, E2BIG, "too many volumes: the limit is %d", CONFIG_MAX_VOLUMES);
 	if (!guest_path || guest_path[0] != '/' || !strcmp(guest_path, "/") || strlen(guest_path) >= 4096)
@@ -303,7 +312,10 @@ CAPSA_API int capsa_vm_config_add_volume(capsa_vm_config *cfg, const char *host_
 		if (!strcmp(cfg->named_disks[i].guest_path, guest_path))
 			return error_set(err, EEXIST, "a disk and a volume are both mounted on %s", guest_path);
 	struct config_volume *v = &cfg->volumes[cfg->volume_count];
-	*v = (struct config_volume){ .read_only = read_only };
+	*v = (struct config_volume){
+		.read_only = flags & CAPSA_VOLUME_READ_ONLY,
+		.dax = flags & CAPSA_VOLUME_DAX,
+	};
 	if (replace_string(&v->host_dir, host_dir, "volume directory", err) < 0)
 		return -1;
 	if (replace_string(&v->guest_path, guest_path, "volume path", err) < 0) {

@@ -26,6 +26,7 @@ struct config_volume {
 	char *host_dir;
 	char *guest_path;
 	bool read_only;
+	bool dax;               /* with a DAX window (CAPSA_VOLUME_DAX) */
 };
 
 /* A persistent named disk (capsa_vm_config_add_named_disk). */

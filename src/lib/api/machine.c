@@ -18,6 +18,7 @@
 #include "devices/virtio_blk.h"
 #include "devices/virtio_fs.h"
 #include "devices/virtio_vsock.h"
+#include "fuse/dax_window.h"
 #include "guest_abi.h"
 #include "net/nic.h"
 #include "oci/image.h"
@@ -41,6 +42,10 @@ static const struct {
 _Static_assert(SERIAL_COUNT == MACHINE_SERIAL_PORTS, "one serial port object per port");
 
 #define FIRST_VIRTIO_IRQ 5
+/* Guest-physical address space, not memory: host memory is only taken by
+ * what the guest maps (host page cache) or touches where nothing is. The
+ * guest spends 64 bytes of struct page per 4 KiB of it (16 MiB per GiB). */
+#define MACHINE_DAX_WINDOW_SIZE (1ULL << 30)
 
 /* Quiet, fast boot without firmware, ACPI or PCI; a panic resets the VM
  * (which capsa reports) instead of hanging it. */
@@ -61,6 +66,8 @@ void machine_teardown(struct machine *m)
 	for (unsigned i = 0; i < m->serial_count; i++)
 		serial_destroy(&m->serials[i]);
 	vm_destroy(m->vm);
+	for (unsigned i = 0; i < m->dax_window_count; i++)
+		dax_window_free(m->dax_windows[i]);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -173,17 +180,32 @@ static void volume_tag(unsigned i, char tag[32])
 	snprintf(tag, 32, "capsa-volume-%u", i);
 }
 
+/* A volume's DAX window: reserved host memory the guest sees above its RAM,
+ * into which the device maps host files on the guest's request. */
+static int add_dax_window(struct machine *m, struct virtio_fs_dax *dax, capsa_error *err)
+{
+	dax->window = dax_window_new(MACHINE_DAX_WINDOW_SIZE, err);
+	if (!dax->window)
+		return -1;
+	m->dax_windows[m->dax_window_count++] = dax->window;
+	return vm_add_device_memory(m->vm, dax->window->host, dax->window->size, &dax->gpa, err);
+}
+
 static int add_volume(struct machine *m, const struct config_volume *v, char *cmdline, size_t cmdline_size,
 		      capsa_error *err)
 {
 	uint64_t base;
 	uint32_t irq;
 	char tag[32];
+	struct virtio_fs_dax dax;
 	if (claim_mmio_slot(m, &base, &irq, cmdline, cmdline_size, err) < 0)
 		return -1;
+	if (v->dax && add_dax_window(m, &dax, err) < 0)
+		return error_prefix(err, "volume %s", v->host_dir);
 	volume_tag(m->volume_count, tag);
 	struct vm_device_env env = device_env(m);
-	m->volumes[m->volume_count] = virtio_fs_create(&env, base, irq, tag, v->host_dir, v->read_only, err);
+	m->volumes[m->volume_count] =
+		virtio_fs_create(&env, base, irq, tag, v->host_dir, v->read_only, v->dax ? &dax : NULL, err);
 	if (!m->volumes[m->volume_count])
 		return error_prefix(err, "volume %s", v->host_dir);
 	m->volume_count++;
@@ -300,7 +322,7 @@ static int load_guest(struct machine *m, const capsa_vm_config *cfg, const struc
 	if (x86_load_kernel(&m->vm->mem, cfg->kernel_path, &kernel, err) < 0)
 		return -1;
 
-	/* tag, path, mode for each volume, as CAPSA_CFG_VOLUMES lists them */
+	/* tag, path, mode (and ",dax") for each volume, as CAPSA_CFG_VOLUMES lists them */
 	char tags[CONFIG_MAX_VOLUMES][32];
 	const char *volumes[3 * CONFIG_MAX_VOLUMES + 1];
 	size_t n = 0;
@@ -308,7 +330,8 @@ static int load_guest(struct machine *m, const capsa_vm_config *cfg, const struc
 		volume_tag(i, tags[i]);
 		volumes[n++] = tags[i];
 		volumes[n++] = cfg->volumes[i].guest_path;
-		volumes[n++] = cfg->volumes[i].read_only ? "ro" : "rw";
+		volumes[n++] = cfg->volumes[i].dax ? (cfg->volumes[i].read_only ? "ro,dax" : "rw,dax")
+						   : (cfg->volumes[i].read_only ? "ro" : "rw");
 	}
 	volumes[n] = NULL;
 

@@ -19,6 +19,7 @@
 
 struct virtio_blk;
 struct virtio_fs;
+struct dax_window;
 struct virtio_vsock;
 struct nic;
 
@@ -32,6 +33,10 @@ struct machine {
 	struct nic *nic;            /* NULL without a network */
 	struct virtio_fs *volumes[CONFIG_MAX_VOLUMES];
 	unsigned volume_count;
+	/* The DAX windows of the volumes that have one; freed after the VM,
+	 * whose memory slots show them to the guest. */
+	struct dax_window *dax_windows[CONFIG_MAX_VOLUMES];
+	unsigned dax_window_count;
 	/* Locks on the named disks' images, held while the VM exists. */
 	int disk_locks[CONFIG_MAX_DISKS];
 	unsigned disk_lock_count;

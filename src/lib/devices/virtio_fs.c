@@ -14,6 +14,7 @@
 #include <linux/virtio_ids.h>
 
 #include "devices/virtio/mmio.h"
+#include "fuse/dax_window.h"
 #include "util/error.h"
 
 struct virtio_fs {
@@ -28,9 +29,10 @@ struct virtio_fs {
 
 /* ---- request execution ---- */
 
-int virtio_fs_backend_init(struct virtio_fs_backend *be, const char *host_dir, bool read_only, capsa_error *err)
+int virtio_fs_backend_init(struct virtio_fs_backend *be, const char *host_dir, bool read_only,
+			   struct dax_window *dax_window, capsa_error *err)
 {
-	struct fuse_server_config cfg = { .root_dir = host_dir, .read_only = read_only };
+	struct fuse_server_config cfg = { .root_dir = host_dir, .read_only = read_only, .dax = dax_window };
 
 	memset(be, 0, sizeof(*be));
 	be->request = malloc(VIRTIO_FS_MAX_MESSAGE);
@@ -193,7 +195,8 @@ static int check_tag(const char *tag, capsa_error *err)
 }
 
 struct virtio_fs *virtio_fs_create(const struct vm_device_env *env, uint64_t mmio_base, uint32_t gsi,
-				   const char *tag, const char *host_dir, bool read_only, capsa_error *err)
+				   const char *tag, const char *host_dir, bool read_only,
+				   const struct virtio_fs_dax *dax, capsa_error *err)
 {
 	if (check_tag(tag, err) < 0)
 		return NULL;
@@ -204,7 +207,7 @@ struct virtio_fs *virtio_fs_create(const struct vm_device_env *env, uint64_t mmi
 	}
 	fs->stop_fd = -1;
 
-	if (virtio_fs_backend_init(&fs->backend, host_dir, read_only, err) < 0) {
+	if (virtio_fs_backend_init(&fs->backend, host_dir, read_only, dax ? dax->window : NULL, err) < 0) {
 		error_prefix(err, "virtio-fs %s", tag);
 		goto fail;
 	}
@@ -221,6 +224,14 @@ struct virtio_fs *virtio_fs_create(const struct vm_device_env *env, uint64_t mmi
 		.config_read = fs_config_read,
 		.reset = fs_reset,
 	};
+	if (dax) {
+		dev.shm[0] = (struct virtio_mmio_shm_region){
+			.id = VIRTIO_FS_SHMCAP_ID_CACHE,
+			.base = dax->gpa,
+			.len = dax->window->size,
+		};
+		dev.shm_count = 1;
+	}
 	if (virtio_mmio_init(&fs->mmio, env, mmio_base, gsi, &dev, err) < 0) {
 		error_prefix(err, "virtio-fs %s", tag);
 		goto fail;

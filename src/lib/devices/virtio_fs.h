@@ -1,8 +1,10 @@
 /* virtio-fs (virtio 1.2, 5.11) over virtio-mmio: shares a host directory
  * with the guest through the in-process FUSE server. Two queues, hiprio (0,
  * FORGET and INTERRUPT) and one request queue (1), both served by one
- * worker thread, since the FUSE server takes one caller at a time. No DAX
- * window and no notification queue. */
+ * worker thread, since the FUSE server takes one caller at a time.
+ * Optionally a DAX window (5.11.5): shared memory region
+ * VIRTIO_FS_SHMCAP_ID_CACHE, into which FUSE_SETUPMAPPING maps host files
+ * for the guest to use in place. No notification queue. */
 #ifndef CAPSA_DEVICES_VIRTIO_FS_H
 #define CAPSA_DEVICES_VIRTIO_FS_H
 
@@ -27,13 +29,25 @@
 #define VIRTIO_FS_MAX_MESSAGE FUSE_SERVER_MAX_REQUEST
 
 struct virtio_fs;
+struct dax_window;
+
+/* A DAX window for the device: window (fuse/dax_window.h) is the host
+ * side, shown to the guest at guest-physical address gpa (see
+ * vm_add_device_memory). It stays the caller's and must outlive the
+ * device. */
+struct virtio_fs_dax {
+	struct dax_window *window;
+	uint64_t gpa;
+};
 
 /* A file system named tag (what the guest mounts: `mount -t virtiofs tag
  * /mnt`; 1 to 36 printable ASCII characters, no spaces) showing host_dir,
  * at [mmio_base, mmio_base + VIRTIO_MMIO_WINDOW_SIZE) interrupting on gsi.
- * With read_only every modifying request fails with EROFS. */
+ * With read_only every modifying request fails with EROFS. dax: the
+ * device's DAX window, or NULL for none. */
 struct virtio_fs *virtio_fs_create(const struct vm_device_env *env, uint64_t mmio_base, uint32_t gsi,
-				   const char *tag, const char *host_dir, bool read_only, capsa_error *err);
+				   const char *tag, const char *host_dir, bool read_only,
+				   const struct virtio_fs_dax *dax, capsa_error *err);
 
 /* Stops the worker thread and frees the FUSE server; NULL is fine. Call
  * once no vCPU runs: the MMIO window stays on the bus. */
@@ -52,7 +66,9 @@ struct virtio_fs_backend {
 	uint8_t *reply;
 };
 
-int virtio_fs_backend_init(struct virtio_fs_backend *be, const char *host_dir, bool read_only, capsa_error *err);
+/* dax_window: NULL, or the window the server maps files into. */
+int virtio_fs_backend_init(struct virtio_fs_backend *be, const char *host_dir, bool read_only,
+			   struct dax_window *dax_window, capsa_error *err);
 void virtio_fs_backend_cleanup(struct virtio_fs_backend *be);
 
 /* Executes one chain (FUSE request in the readable part, room for the

@@ -8,7 +8,9 @@
 #include <linux/xattr.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "fuse/dax_window.h"
 #include "fuse/fuse_server.h"
 #include "fuse/passthrough.h"
 #include "util/error.h"
@@ -22,6 +24,7 @@
 
 struct fuse_server {
 	struct passthrough *pt;
+	struct dax_window *dax;
 	bool read_only;
 	bool initialized;
 	uint32_t minor;
@@ -112,6 +115,12 @@ static int do_init(struct fuse_server *srv, struct req *r)
 	out.minor = srv->minor;
 	out.max_readahead = in.max_readahead < MAX_READAHEAD ? in.max_readahead : MAX_READAHEAD;
 	out.flags = in.flags & OUR_INIT_FLAGS;
+	/* The guest's mappings must start on our pages (the guest kernel maps
+	 * 2 MiB chunks, which always do). */
+	if (srv->dax && (in.flags & FUSE_MAP_ALIGNMENT)) {
+		out.flags |= FUSE_MAP_ALIGNMENT;
+		out.map_alignment = (uint16_t)__builtin_ctzll(srv->dax->page);
+	}
 	out.max_background = 64;
 	out.congestion_threshold = 48;
 	out.max_write = FUSE_SERVER_MAX_WRITE;
@@ -126,6 +135,10 @@ static int do_init(struct fuse_server *srv, struct req *r)
 static int do_destroy(struct fuse_server *srv, struct req *r)
 {
 	(void)r;
+	/* The next session's driver knows nothing of this one's mappings;
+	 * they would only keep files open and show stale data. */
+	if (srv->dax)
+		dax_window_reset(srv->dax);
 	passthrough_reset(srv->pt);
 	srv->initialized = false;
 	return 0;
@@ -561,6 +574,52 @@ static int do_copy_file_range(struct fuse_server *srv, struct req *r)
 	return 0;
 }
 
+static int do_setupmapping(struct fuse_server *srv, struct req *r)
+{
+	const uint64_t known = FUSE_SETUPMAPPING_FLAG_READ | FUSE_SETUPMAPPING_FLAG_WRITE;
+	struct fuse_setupmapping_in in;
+	int fd, ret;
+
+	take(r, &in, sizeof(in));
+	if (in.flags & ~known)
+		return -EINVAL;
+	bool writable = in.flags & FUSE_SETUPMAPPING_FLAG_WRITE;
+	if (writable && srv->read_only)
+		return -EROFS;
+	if (!dax_window_range_ok(srv->dax, in.moffset, in.len) || in.foffset % srv->dax->page ||
+	    in.foffset > (uint64_t)INT64_MAX - in.len)
+		return -EINVAL;
+	if ((ret = pt_map_fd(srv->pt, r->h->nodeid, in.fh, writable, &fd)) < 0)
+		return ret;
+	ret = dax_window_map(srv->dax, in.moffset, in.len, fd, in.foffset, writable);
+	close(fd);
+	return ret;
+}
+
+/* Every range is checked before any is removed, so a bad request changes
+ * nothing. */
+static int do_removemapping(struct fuse_server *srv, struct req *r)
+{
+	struct fuse_removemapping_in in;
+	struct fuse_removemapping_one one;
+	int ret;
+
+	take(r, &in, sizeof(in));
+	if (in.count > (r->len - r->pos) / sizeof(one))
+		return -EINVAL;
+	for (uint32_t i = 0; i < in.count; i++) {
+		memcpy(&one, r->body + r->pos + i * sizeof(one), sizeof(one));
+		if (!dax_window_range_ok(srv->dax, one.moffset, one.len))
+			return -EINVAL;
+	}
+	for (uint32_t i = 0; i < in.count; i++) {
+		memcpy(&one, r->body + r->pos + i * sizeof(one), sizeof(one));
+		if ((ret = dax_window_unmap(srv->dax, one.moffset, one.len)) < 0)
+			return ret;
+	}
+	return 0;
+}
+
 #define ENTRY sizeof(struct fuse_entry_out)
 static const struct op ops[] = {
 	[FUSE_INIT] = { do_init, offsetof(struct fuse_init_in, flags2), 0, false, false },
@@ -601,7 +660,17 @@ static const struct op ops[] = {
 	[FUSE_LSEEK] = { do_lseek, sizeof(struct fuse_lseek_in), sizeof(struct fuse_lseek_out), false, false },
 	[FUSE_COPY_FILE_RANGE] = { do_copy_file_range, sizeof(struct fuse_copy_file_range_in),
 				   sizeof(struct fuse_write_out), true, false },
+	/* A read-only share still maps files for reading: not "modifies". */
+	[FUSE_SETUPMAPPING] = { do_setupmapping, sizeof(struct fuse_setupmapping_in), 0, false, false },
+	[FUSE_REMOVEMAPPING] = { do_removemapping, sizeof(struct fuse_removemapping_in), 0, false, false },
 };
+
+/* Without a DAX window these are unknown opcodes, as to a server that
+ * never heard of them. */
+static bool is_dax_op(uint32_t opcode)
+{
+	return opcode == FUSE_SETUPMAPPING || opcode == FUSE_REMOVEMAPPING;
+}
 
 struct fuse_server *fuse_server_new(const struct fuse_server_config *cfg, capsa_error *err)
 {
@@ -617,6 +686,7 @@ struct fuse_server *fuse_server_new(const struct fuse_server_config *cfg, capsa_
 		return NULL;
 	}
 	srv->read_only = cfg->read_only;
+	srv->dax = cfg->dax;
 	return srv;
 }
 
@@ -664,7 +734,7 @@ int fuse_server_handle(struct fuse_server *srv, const void *in, size_t in_len, v
 	if (in_len < sizeof(h) || out_cap < sizeof(oh))
 		return -1;
 	memcpy(&h, in, sizeof(h));
-	if (h.opcode < sizeof(ops) / sizeof(ops[0]) && ops[h.opcode].fn)
+	if (h.opcode < sizeof(ops) / sizeof(ops[0]) && ops[h.opcode].fn && (srv->dax || !is_dax_op(h.opcode)))
 		op = &ops[h.opcode];
 	/* The header's length is the request's; the buffer may be longer but
 	 * never shorter. */

@@ -17,10 +17,16 @@
 #define FUSE_SERVER_MAX_REQUEST (FUSE_SERVER_MAX_WRITE + 4096u)
 
 struct fuse_server;
+struct dax_window;
 
 struct fuse_server_config {
 	const char *root_dir; /* the shared host directory */
 	bool read_only;	      /* every modifying request fails with EROFS */
+	/* The device's DAX window (fuse/dax_window.h), or NULL: then
+	 * FUSE_SETUPMAPPING and FUSE_REMOVEMAPPING fail with ENOSYS. The
+	 * server maps files into it and empties it when a session ends; it
+	 * stays the caller's and must outlive the server. */
+	struct dax_window *dax;
 };
 
 struct fuse_server *fuse_server_new(const struct fuse_server_config *cfg, capsa_error *err);

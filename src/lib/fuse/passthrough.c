@@ -579,6 +579,30 @@ int pt_copy_file_range(struct passthrough *pt, uint64_t fh_in, uint64_t off_in, 
 	return 0;
 }
 
+int pt_map_fd(struct passthrough *pt, uint64_t nodeid, uint64_t fh, bool writable, int *fd)
+{
+	if (fh != PT_NO_FH) {
+		struct pt_handle *h = get_handle(pt, fh, false);
+		if (!h)
+			return -EBADF;
+		int mode = fcntl(h->fd, F_GETFL) & O_ACCMODE;
+		if (writable ? mode != O_RDWR : mode == O_WRONLY)
+			return -EACCES;
+		*fd = fcntl(h->fd, F_DUPFD_CLOEXEC, 0);
+		return *fd < 0 ? -errno : 0;
+	}
+	struct pt_inode *in = get_inode(pt, nodeid);
+	char path[64];
+	if (!in)
+		return -ESTALE;
+	/* Only regular files, as pt_open: no host devices. */
+	if (in->type != S_IFREG)
+		return in->type == S_IFDIR ? -EISDIR : -EACCES;
+	proc_path(path, sizeof(path), in->fd);
+	*fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY);
+	return *fd < 0 ? -errno : 0;
+}
+
 int pt_readdir(struct passthrough *pt, uint64_t fh, uint64_t off, bool plus, void *buf, size_t cap,
 	       size_t *len)
 {

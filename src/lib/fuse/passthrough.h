@@ -65,6 +65,14 @@ int pt_lseek(struct passthrough *pt, uint64_t fh, uint64_t off, uint32_t whence,
 int pt_copy_file_range(struct passthrough *pt, uint64_t fh_in, uint64_t off_in, uint64_t fh_out,
 		       uint64_t off_out, uint64_t len, size_t *copied);
 
+/* The fh of a FUSE_SETUPMAPPING that names no handle (Linux sends this). */
+#define PT_NO_FH UINT64_MAX
+/* A descriptor of a regular file to map into the DAX window, owned by the
+ * caller: a duplicate of handle fh, or with PT_NO_FH nodeid's file opened
+ * afresh. It must allow reading, and writing too when writable; a handle
+ * that does not gives EACCES. */
+int pt_map_fd(struct passthrough *pt, uint64_t nodeid, uint64_t fh, bool writable, int *fd);
+
 /* Fills buf with fuse_dirent (plus: fuse_direntplus) records from directory
  * cookie off on, as many as fit in cap; *len is the bytes used. */
 int pt_readdir(struct passthrough *pt, uint64_t fh, uint64_t off, bool plus, void *buf, size_t cap,

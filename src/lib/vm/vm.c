@@ -14,6 +14,9 @@
 #include "vm/x86_layout.h"
 
 #define VM_PROBE_INTERVAL_SECONDS 1
+#define DEVICE_MEMORY_ALIGN (1ULL << 30)
+/* What Linux assumes when CPUID lacks leaf 0x80000008 (PAE's 36 bits). */
+#define DEFAULT_PHYS_BITS 36
 
 static int add_memory_slot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, void *host, capsa_error *err)
 {
@@ -48,6 +51,51 @@ static int setup_memory(struct vm *vm, uint32_t mem_mib, int mem_fd, capsa_error
 		return -1;
 	if (size > low && add_memory_slot(vm, 1, GUEST_MEM_HOLE_END, size - low, (uint8_t *)host + low, err) < 0)
 		return -1;
+	vm->next_slot = 2;
+	return 0;
+}
+
+/* The guest's physical address width, as the CPUID the vCPUs get says
+ * (leaf 0x80000008, EAX bits 7:0; vcpu.c passes KVM's supported CPUID on). */
+static unsigned guest_phys_bits(struct vm *vm)
+{
+	size_t size = sizeof(struct kvm_cpuid2) + 256 * sizeof(struct kvm_cpuid_entry2);
+	struct kvm_cpuid2 *cpuid = calloc(1, size);
+	unsigned bits = DEFAULT_PHYS_BITS;
+	if (!cpuid)
+		return bits;
+	cpuid->nent = 256;
+	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) == 0) {
+		for (uint32_t i = 0; i < cpuid->nent; i++)
+			if (cpuid->entries[i].function == 0x80000008 && (cpuid->entries[i].eax & 0xff))
+				bits = cpuid->entries[i].eax & 0xff;
+	}
+	free(cpuid);
+	return bits;
+}
+
+static uint64_t align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+int vm_add_device_memory(struct vm *vm, void *host, uint64_t size, uint64_t *gpa, capsa_error *err)
+{
+	if (!vm->device_mem_next) {
+		uint64_t ram_end = vm->mem.size - guest_mem_low_size(&vm->mem) + GUEST_MEM_HOLE_END;
+		vm->device_mem_next = align_up(ram_end, DEVICE_MEMORY_ALIGN);
+	}
+	uint64_t base = vm->device_mem_next;
+	unsigned bits = guest_phys_bits(vm);
+	if (bits > 63 || size > (1ULL << bits) || base > (1ULL << bits) - size)
+		return error_set(err, ENOSPC, "%llu MiB of device memory at %#llx do not fit in the guest's %u-bit "
+				 "physical address space: use less memory or fewer DAX volumes",
+				 (unsigned long long)(size >> 20), (unsigned long long)base, bits);
+	if (add_memory_slot(vm, vm->next_slot, base, size, host, err) < 0)
+		return error_prefix(err, "device memory at %#llx", (unsigned long long)base);
+	vm->next_slot++;
+	vm->device_mem_next = align_up(base + size, DEVICE_MEMORY_ALIGN);
+	*gpa = base;
 	return 0;
 }
 

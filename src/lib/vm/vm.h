@@ -44,6 +44,9 @@ struct vm {
 	unsigned running;       /* vCPU threads started and not yet returned */
 	pthread_cond_t pause_changed;
 	bool mem_from_file;     /* guest RAM is a private mapping of a snapshot's memory file */
+
+	uint32_t next_slot;     /* the next free KVM memory slot */
+	uint64_t device_mem_next; /* where vm_add_device_memory places the next range; 0 before the first */
 };
 
 /* Creates the VM with mem_mib MiB of RAM and cpu_count vCPUs (not yet
@@ -53,6 +56,14 @@ struct vm *vm_create(int kvm_fd, uint32_t mem_mib, unsigned cpu_count, capsa_err
  * memory file of at least mem_mib MiB; the fd may be closed afterwards). */
 struct vm *vm_create_from_memory(int kvm_fd, uint32_t mem_mib, unsigned cpu_count, int mem_fd, capsa_error *err);
 void vm_destroy(struct vm *vm);
+
+/* Device memory, e.g. virtio-fs's DAX window: size bytes of host memory
+ * at host shown to the guest as a KVM memory slot of its own, at a
+ * guest-physical address (*gpa) above RAM and every MMIO window, aligned to
+ * 1 GiB and below the guest's physical address width. It is not guest RAM:
+ * guest_mem_ptr() never reaches it, so no virtqueue buffer can point into
+ * it. host must stay mapped (its pages may be replaced) while the VM exists. */
+int vm_add_device_memory(struct vm *vm, void *host, uint64_t size, uint64_t *gpa, capsa_error *err);
 
 /* Pulses an ISA/IOAPIC interrupt line (edge). */
 void vm_irq_pulse(void *vm, int irq);

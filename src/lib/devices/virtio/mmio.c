@@ -64,6 +64,7 @@ static void reset_locked(struct virtio_mmio *m)
 	m->device_features_sel = 0;
 	m->driver_features_sel = 0;
 	m->queue_sel = 0;
+	m->shm_sel = 0;
 	m->status = 0;
 	m->interrupt_status = 0;
 	if (m->dev.reset)
@@ -155,6 +156,9 @@ static void write_register(struct virtio_mmio *m, uint64_t offset, uint32_t valu
 	case VIRTIO_MMIO_QUEUE_SEL:
 		m->queue_sel = value;
 		break;
+	case VIRTIO_MMIO_SHM_SEL:
+		m->shm_sel = value;
+		break;
 	case VIRTIO_MMIO_QUEUE_NUM:
 		/* A value that does not fit must not wrap into a valid size. */
 		if (idle_q)
@@ -200,9 +204,31 @@ static void write_register(struct virtio_mmio *m, uint64_t offset, uint32_t valu
 			set_high(&idle_q->used_addr, value);
 		break;
 	default:
-		/* Read-only and legacy registers, SHMSel: ignored. */
+		/* Read-only and legacy registers: ignored. */
 		break;
 	}
+}
+
+static const struct virtio_mmio_shm_region *selected_shm(const struct virtio_mmio *m)
+{
+	for (unsigned i = 0; i < m->dev.shm_count; i++)
+		if (m->dev.shm[i].id == m->shm_sel)
+			return &m->dev.shm[i];
+	return NULL;
+}
+
+/* A region that does not exist has length -1 (4.2.2); its base reads the
+ * same, so nothing can mistake it for an address. */
+static uint64_t selected_shm_len(const struct virtio_mmio *m)
+{
+	const struct virtio_mmio_shm_region *r = selected_shm(m);
+	return r ? r->len : ~0ULL;
+}
+
+static uint64_t selected_shm_base(const struct virtio_mmio *m)
+{
+	const struct virtio_mmio_shm_region *r = selected_shm(m);
+	return r ? r->base : ~0ULL;
 }
 
 static uint32_t read_register(struct virtio_mmio *m, uint64_t offset)
@@ -235,9 +261,13 @@ static uint32_t read_register(struct virtio_mmio *m, uint64_t offset)
 	case VIRTIO_MMIO_CONFIG_GENERATION:
 		return m->config_generation;
 	case VIRTIO_MMIO_SHM_LEN_LOW:
+		return (uint32_t)selected_shm_len(m);
 	case VIRTIO_MMIO_SHM_LEN_HIGH:
-		/* No shared memory regions: length -1 (4.2.2). */
-		return 0xffffffff;
+		return (uint32_t)(selected_shm_len(m) >> 32);
+	case VIRTIO_MMIO_SHM_BASE_LOW:
+		return (uint32_t)selected_shm_base(m);
+	case VIRTIO_MMIO_SHM_BASE_HIGH:
+		return (uint32_t)(selected_shm_base(m) >> 32);
 	default:
 		return 0;
 	}
@@ -486,6 +516,19 @@ static int check_device(const struct virtio_mmio_device *dev, capsa_error *err)
 	if (dev->config_size > VIRTIO_MMIO_CONFIG_MAX)
 		return error_set(err, EINVAL, "virtio device %u: config space of %u bytes exceeds %u",
 				 dev->device_id, dev->config_size, VIRTIO_MMIO_CONFIG_MAX);
+	if (dev->shm_count > VIRTIO_MMIO_MAX_SHM_REGIONS)
+		return error_set(err, EINVAL, "virtio device %u: %u shared memory regions, the transport supports %u",
+				 dev->device_id, dev->shm_count, VIRTIO_MMIO_MAX_SHM_REGIONS);
+	for (unsigned i = 0; i < dev->shm_count; i++) {
+		const struct virtio_mmio_shm_region *r = &dev->shm[i];
+		if (r->len == 0 || r->len == ~0ULL || r->base + r->len < r->base)
+			return error_set(err, EINVAL, "virtio device %u: shared memory region %u has a bad size",
+					 dev->device_id, r->id);
+		for (unsigned j = 0; j < i; j++)
+			if (dev->shm[j].id == r->id)
+				return error_set(err, EINVAL, "virtio device %u: shared memory region %u given twice",
+						 dev->device_id, r->id);
+	}
 	return 0;
 }
 

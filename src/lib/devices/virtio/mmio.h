@@ -39,6 +39,17 @@
 #define VIRTIO_MMIO_MAGIC 0x74726976     /* "virt" */
 #define VIRTIO_MMIO_VENDOR 0x61737063    /* "cpsa" */
 #define VIRTIO_MMIO_MAX_QUEUES 8
+#define VIRTIO_MMIO_MAX_SHM_REGIONS 4
+
+/* A shared memory region (virtio 1.2, 2.10): guest-physical memory the
+ * device and the driver both access directly, outside the virtqueues,
+ * found by the driver through SHMSel / SHMLen / SHMBase. The transport only
+ * reports where it is; the device backs it. */
+struct virtio_mmio_shm_region {
+	uint8_t id;      /* device-specific, e.g. VIRTIO_FS_SHMCAP_ID_CACHE */
+	uint64_t base;   /* guest-physical address */
+	uint64_t len;    /* bytes; never ~0, which means "no such region" */
+};
 
 struct virtio_mmio_device {
 	uint32_t device_id;        /* VIRTIO_ID_* */
@@ -55,6 +66,9 @@ struct virtio_mmio_device {
 	void (*config_write)(void *opaque, uint32_t offset, const uint8_t *data, uint32_t len);
 	/* Driver reset the device; may be NULL. Same locking rule. */
 	void (*reset)(void *opaque);
+	/* Shared memory regions (copied at init); distinct ids. */
+	struct virtio_mmio_shm_region shm[VIRTIO_MMIO_MAX_SHM_REGIONS];
+	unsigned shm_count;
 };
 
 struct virtio_mmio {
@@ -77,6 +91,7 @@ struct virtio_mmio {
 	uint32_t interrupt_status;
 	uint32_t config_generation;
 	uint32_t queue_sel;
+	uint32_t shm_sel;             /* not in snapshots: only read while probing */
 	struct virtq queues[VIRTIO_MMIO_MAX_QUEUES];
 
 	int notify_fds[VIRTIO_MMIO_MAX_QUEUES];
