@@ -22,6 +22,7 @@ exit $status
 
 SUITE = """
 import os
+import time
 from pathlib import Path
 
 RUNS = Path(os.environ["RUNS_DIR"])
@@ -39,8 +40,10 @@ def test_a():
 
 
 def test_b():
-    # The VM dies under this test CRASHES times, then it passes.
+    # The VM dies (or, with FREEZE set, hangs) under this test CRASHES times, then it passes.
     if ran("b") <= int(os.environ["CRASHES"]):
+        if os.environ.get("FREEZE"):
+            time.sleep(600)
         os._exit(99)
 
 
@@ -54,7 +57,7 @@ def test_d():
 """
 
 
-def run_suite(tmp_path, crashes, c_passes=False):
+def run_suite(tmp_path, crashes, c_passes=False, freeze=False):
     (tmp_path / "with-kvm").write_text(FAKE_WITH_KVM)
     (tmp_path / "with-kvm").chmod(0o755)
     (tmp_path / "suite").mkdir()
@@ -62,8 +65,9 @@ def run_suite(tmp_path, crashes, c_passes=False):
     runs = tmp_path / "runs"
     runs.mkdir()
     env = dict(os.environ, WITH_KVM=str(tmp_path / "with-kvm"), RUNS_DIR=str(runs),
-               CRASHES=str(crashes), C_PASSES="1" if c_passes else "0")
-    proc = subprocess.run([sys.executable, str(RUNNER), "--budget", "600", "--", "-q", "-p", "no:cacheprovider",
+               CRASHES=str(crashes), C_PASSES="1" if c_passes else "0", FREEZE="1" if freeze else "")
+    proc = subprocess.run([sys.executable, str(RUNNER), "--budget", "600", "--idle", "6", "--",
+                           "-q", "-p", "no:cacheprovider",
                            str(tmp_path / "suite")], env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, timeout=300)
     counts = {p.name: int(p.read_text()) for p in runs.iterdir()}
@@ -100,3 +104,11 @@ def test_a_test_the_vm_fails_under_twice_counts_as_failed(tmp_path):
     assert counts == {"a": 1, "b": 2, "c": 1, "d": 1}
     assert "failed twice while" in proc.stderr
     assert "3 passed, 1 failed" in proc.stderr
+
+
+def test_a_frozen_vm_is_stopped_and_the_suite_goes_on(tmp_path):
+    proc, counts = run_suite(tmp_path, crashes=1, c_passes=True, freeze=True)
+    assert proc.returncode == 0, proc.stderr
+    assert counts == {"a": 1, "b": 2, "c": 1, "d": 1}
+    assert "no test started or ended for 6 s" in proc.stderr
+    assert "4 passed, 0 failed, 0 skipped in 2 run(s)" in proc.stderr
