@@ -60,6 +60,11 @@ bool dax_window_range_ok(const struct dax_window *w, uint64_t moffset, uint64_t 
 	       len <= w->size - moffset;
 }
 
+bool dax_window_map_ok(const struct dax_window *w, uint64_t moffset, uint64_t len, uint64_t foffset)
+{
+	return dax_window_range_ok(w, moffset, len) && foffset % w->page == 0 && foffset <= (uint64_t)INT64_MAX - len;
+}
+
 static bool edge_at(const struct dax_window *w, uint64_t i)
 {
 	return w->edges[i / BITS] >> (i % BITS) & 1;
@@ -110,7 +115,7 @@ static int map_anonymous(struct dax_window *w, uint64_t moffset, uint64_t len)
 int dax_window_map(struct dax_window *w, uint64_t moffset, uint64_t len, int fd, uint64_t foffset,
 		   bool writable)
 {
-	if (!dax_window_range_ok(w, moffset, len) || foffset % w->page || foffset > (uint64_t)INT64_MAX - len)
+	if (!dax_window_map_ok(w, moffset, len, foffset))
 		return -EINVAL;
 	int r = add_piece(w, moffset, len);
 	if (r < 0)

@@ -48,6 +48,9 @@ void dax_window_free(struct dax_window *w);
 /* Whether [moffset, moffset + len) is a non-empty, page-aligned range
  * inside the window. */
 bool dax_window_range_ok(const struct dax_window *w, uint64_t moffset, uint64_t len);
+/* The same, and foffset a page-aligned file offset the range can start at:
+ * what dax_window_map accepts. */
+bool dax_window_map_ok(const struct dax_window *w, uint64_t moffset, uint64_t len, uint64_t foffset);
 
 /* Maps [foffset, foffset + len) of fd at window offset moffset, replacing
  * what was there: a shared mapping of the file's pages, writable (fd open

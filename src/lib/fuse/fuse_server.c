@@ -586,8 +586,8 @@ static int do_setupmapping(struct fuse_server *srv, struct req *r)
 	bool writable = in.flags & FUSE_SETUPMAPPING_FLAG_WRITE;
 	if (writable && srv->read_only)
 		return -EROFS;
-	if (!dax_window_range_ok(srv->dax, in.moffset, in.len) || in.foffset % srv->dax->page ||
-	    in.foffset > (uint64_t)INT64_MAX - in.len)
+	/* Checked before the file is opened; dax_window_map checks again. */
+	if (!dax_window_map_ok(srv->dax, in.moffset, in.len, in.foffset))
 		return -EINVAL;
 	if ((ret = pt_map_fd(srv->pt, r->h->nodeid, in.fh, writable, &fd)) < 0)
 		return ret;

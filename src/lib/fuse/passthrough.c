@@ -447,29 +447,44 @@ static int guest_open_flags(uint32_t flags)
 	return (int)(flags & (O_ACCMODE | O_APPEND | O_TRUNC | O_SYNC | O_DSYNC));
 }
 
-int pt_open(struct passthrough *pt, uint64_t nodeid, uint32_t flags, bool dir, uint64_t *fh)
+/* The /proc path through which a regular file's inode can be opened.
+ * Device nodes would open host devices; the guest handles FIFOs and
+ * sockets itself and never opens them here. */
+static int regular_file_path(struct passthrough *pt, uint64_t nodeid, char path[64])
 {
 	struct pt_inode *in = get_inode(pt, nodeid);
-	char path[64];
-	int fd;
-
 	if (!in)
 		return -ESTALE;
-	if (dir && in->type != S_IFDIR)
-		return -ENOTDIR;
-	if (!dir && in->type == S_IFDIR)
+	if (in->type == S_IFDIR)
 		return -EISDIR;
-	/* Device nodes would open host devices; the guest handles FIFOs and
-	 * sockets itself and never opens them here. */
-	if (!dir && in->type != S_IFREG)
+	if (in->type != S_IFREG)
 		return in->type == S_IFLNK ? -ELOOP : -EACCES;
-	if ((flags & O_ACCMODE) == O_ACCMODE)
-		return -EINVAL;
-	proc_path(path, sizeof(path), in->fd);
-	if (dir)
+	proc_path(path, 64, in->fd);
+	return 0;
+}
+
+int pt_open(struct passthrough *pt, uint64_t nodeid, uint32_t flags, bool dir, uint64_t *fh)
+{
+	char path[64];
+	int fd, r;
+
+	if (dir) {
+		struct pt_inode *in = get_inode(pt, nodeid);
+		if (!in)
+			return -ESTALE;
+		if (in->type != S_IFDIR)
+			return -ENOTDIR;
+		if ((flags & O_ACCMODE) == O_ACCMODE)
+			return -EINVAL;
+		proc_path(path, sizeof(path), in->fd);
 		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	else
+	} else {
+		if ((r = regular_file_path(pt, nodeid, path)) < 0)
+			return r;
+		if ((flags & O_ACCMODE) == O_ACCMODE)
+			return -EINVAL;
 		fd = open(path, guest_open_flags(flags) | O_CLOEXEC | O_NOCTTY);
+	}
 	if (fd < 0)
 		return -errno;
 	return add_handle(pt, fd, dir, fh);
@@ -591,14 +606,10 @@ int pt_map_fd(struct passthrough *pt, uint64_t nodeid, uint64_t fh, bool writabl
 		*fd = fcntl(h->fd, F_DUPFD_CLOEXEC, 0);
 		return *fd < 0 ? -errno : 0;
 	}
-	struct pt_inode *in = get_inode(pt, nodeid);
 	char path[64];
-	if (!in)
-		return -ESTALE;
-	/* Only regular files, as pt_open: no host devices. */
-	if (in->type != S_IFREG)
-		return in->type == S_IFDIR ? -EISDIR : -EACCES;
-	proc_path(path, sizeof(path), in->fd);
+	int r = regular_file_path(pt, nodeid, path);
+	if (r < 0)
+		return r;
 	*fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY);
 	return *fd < 0 ? -errno : 0;
 }
