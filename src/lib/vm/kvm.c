@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -57,4 +58,22 @@ int kvm_open(capsa_error *err)
 			return error_set(err, ENOTSUP, "/dev/kvm lacks %s, which capsa needs", required_caps[i].name);
 	}
 	return steal_fd(&fd);
+}
+
+#define MAX_CPUID_ENTRIES 256
+
+struct kvm_cpuid2 *kvm_supported_cpuid(int kvm_fd, capsa_error *err)
+{
+	size_t size = sizeof(struct kvm_cpuid2) + MAX_CPUID_ENTRIES * sizeof(struct kvm_cpuid_entry2);
+	_cleanup_free_ struct kvm_cpuid2 *cpuid = calloc(1, size);
+	if (!cpuid) {
+		error_set(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	cpuid->nent = MAX_CPUID_ENTRIES;
+	if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) < 0) {
+		error_set_errno(err, errno, "KVM_GET_SUPPORTED_CPUID");
+		return NULL;
+	}
+	return steal_pointer(&cpuid);
 }

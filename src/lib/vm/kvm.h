@@ -12,4 +12,9 @@ int kvm_open(capsa_error *err);
 /* 1 if /dev/kvm is backed by kvm-pvm (software, pagetable-based KVM). */
 int kvm_is_pvm(void);
 
+struct kvm_cpuid2;
+/* The CPUID entries KVM supports (KVM_GET_SUPPORTED_CPUID), malloc'd; NULL
+ * on failure. */
+struct kvm_cpuid2 *kvm_supported_cpuid(int kvm_fd, capsa_error *err);
+
 #endif

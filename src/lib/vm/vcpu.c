@@ -9,11 +9,11 @@
 
 #include "util/cleanup.h"
 #include "util/error.h"
+#include "vm/kvm.h"
 #include "vm/vm.h"
 #include "vm/x86_boot.h"
 #include "vm/x86_layout.h"
 
-#define MAX_CPUID_ENTRIES 256
 
 /* The signal used to kick a vCPU thread out of KVM_RUN. Its handler does
  * nothing: the point is the EINTR (or immediate_exit) it causes. */
@@ -75,13 +75,9 @@ void vcpu_destroy(struct vcpu *vcpu)
  * hypervisor bit set so the guest uses paravirtual features. */
 static int setup_cpuid(struct vcpu *vcpu, capsa_error *err)
 {
-	size_t size = sizeof(struct kvm_cpuid2) + MAX_CPUID_ENTRIES * sizeof(struct kvm_cpuid_entry2);
-	_cleanup_free_ struct kvm_cpuid2 *cpuid = calloc(1, size);
+	_cleanup_free_ struct kvm_cpuid2 *cpuid = kvm_supported_cpuid(vcpu->vm->kvm_fd, err);
 	if (!cpuid)
-		return error_set(err, ENOMEM, "out of memory");
-	cpuid->nent = MAX_CPUID_ENTRIES;
-	if (ioctl(vcpu->vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) < 0)
-		return error_set_errno(err, errno, "KVM_GET_SUPPORTED_CPUID");
+		return -1;
 
 	uint32_t apic_id = vcpu->index;
 	for (uint32_t i = 0; i < cpuid->nent; i++) {

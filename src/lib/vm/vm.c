@@ -9,7 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/cleanup.h"
 #include "util/error.h"
+#include "vm/kvm.h"
 #include "vm/vcpu.h"
 #include "vm/x86_layout.h"
 
@@ -59,18 +61,12 @@ static int setup_memory(struct vm *vm, uint32_t mem_mib, int mem_fd, capsa_error
  * (leaf 0x80000008, EAX bits 7:0; vcpu.c passes KVM's supported CPUID on). */
 static unsigned guest_phys_bits(struct vm *vm)
 {
-	size_t size = sizeof(struct kvm_cpuid2) + 256 * sizeof(struct kvm_cpuid_entry2);
-	struct kvm_cpuid2 *cpuid = calloc(1, size);
+	capsa_error ignored;
+	_cleanup_free_ struct kvm_cpuid2 *cpuid = kvm_supported_cpuid(vm->kvm_fd, &ignored);
 	unsigned bits = DEFAULT_PHYS_BITS;
-	if (!cpuid)
-		return bits;
-	cpuid->nent = 256;
-	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) == 0) {
-		for (uint32_t i = 0; i < cpuid->nent; i++)
-			if (cpuid->entries[i].function == 0x80000008 && (cpuid->entries[i].eax & 0xff))
-				bits = cpuid->entries[i].eax & 0xff;
-	}
-	free(cpuid);
+	for (uint32_t i = 0; cpuid && i < cpuid->nent; i++)
+		if (cpuid->entries[i].function == 0x80000008 && (cpuid->entries[i].eax & 0xff))
+			bits = cpuid->entries[i].eax & 0xff;
 	return bits;
 }
 
